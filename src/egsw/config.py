@@ -1,0 +1,97 @@
+"""EGSWConfig: TRL's GRPOConfig plus the EGSW options, validated when the config is built."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig
+
+from egsw.weights import MODES
+
+EGSW_MODES: tuple[str, ...] = (*MODES, "none")
+
+
+@dataclass
+class EGSWConfig(GRPOConfig):
+    r"""GRPOConfig with Entropy-Guided Sequence Weighting (arXiv 2503.22456).
+
+    Every GRPOConfig field keeps its meaning. EGSW multiplies each advantage by a weight
+    ``w = n * softmax_group((A + egsw_alpha * H) / egsw_temperature)`` (DESIGN.md section 1), a
+    constant in the loss, so it works with every ``loss_type`` that is linear in the advantage.
+    """
+
+    egsw_mode: str = field(
+        default="step",
+        metadata={
+            "help": "How EGSW weighs: 'step' (a softmax over the group's members at each token position), "
+            "'trajectory' (one softmax over whole completions, from their mean advantage and mean entropy), or "
+            "'none' (plain GRPO, the trainer changes nothing).",
+            "choices": list(EGSW_MODES),
+        },
+    )
+    egsw_alpha: float = field(
+        default=0.1,
+        metadata={"help": "Weight of the token entropy H in the score A + alpha * H. 0 weighs by advantage only."},
+    )
+    # Typed like GRPOConfig.pad_to_multiple_of (`int | str | None`) so that the command line passes
+    # "auto" or a number as a string; __post_init__ turns a number into a float.
+    egsw_temperature: float | str | None = field(
+        default=1.0,
+        metadata={
+            "help": "Softmax temperature P > 0 of the EGSW weights: small P concentrates the weight on the "
+            "highest-scoring members, large P approaches GRPO (P -> inf is GRPO exactly, with egsw_rescale). "
+            "'auto' chooses P for each group so that the weights' effective sample size is egsw_target_ess."
+        },
+    )
+    egsw_target_ess: float = field(
+        default=0.8,
+        metadata={
+            "help": "With egsw_temperature='auto': the normalised effective sample size (sum w)^2 / (n sum w^2), "
+            "in (0, 1], that each group's weights keep. 1 is GRPO; lower concentrates the update."
+        },
+    )
+    egsw_rescale: bool = field(
+        default=True,
+        metadata={
+            "help": "Multiply each softmax by the number of members it ran over, so the mean weight is 1 and the "
+            "learning rate that suits GRPO suits EGSW. Off: weights sum to 1 per group (the paper's normalisation)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        self._validate_egsw()
+        super().__post_init__()
+
+    def _validate_egsw(self) -> None:
+        """Refuses invalid EGSW options with one line that names the field and what it accepts."""
+        if self.egsw_mode not in EGSW_MODES:
+            raise ValueError(f"egsw_mode must be one of {', '.join(EGSW_MODES)}; got {self.egsw_mode!r}")
+        self.egsw_alpha = _as_float("egsw_alpha", self.egsw_alpha, "a finite number")
+        if not math.isfinite(self.egsw_alpha):
+            raise ValueError(f"egsw_alpha must be a finite number; got {self.egsw_alpha!r}")
+        self.egsw_temperature = _parse_temperature(self.egsw_temperature)
+        self.egsw_target_ess = _as_float("egsw_target_ess", self.egsw_target_ess, "a number in (0, 1]")
+        if not 0.0 < self.egsw_target_ess <= 1.0:
+            raise ValueError(f"egsw_target_ess must be a number in (0, 1]; got {self.egsw_target_ess!r}")
+        if not isinstance(self.egsw_rescale, bool):
+            raise ValueError(f"egsw_rescale must be true or false; got {self.egsw_rescale!r}")
+
+
+def _as_float(name: str, value: object, allowed: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}") from None
+
+
+def _parse_temperature(value: object) -> float | str:
+    allowed = "a finite number > 0 or 'auto'"
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    temperature = _as_float("egsw_temperature", value, allowed)
+    if not (temperature > 0.0 and math.isfinite(temperature)):
+        raise ValueError(f"egsw_temperature must be {allowed}; got {value!r}")
+    return temperature

@@ -1,0 +1,293 @@
+"""EGSWTrainer: TRL's GRPOTrainer with EGSW weights on the advantages. The only file that touches TRL internals.
+
+Where EGSW enters (DESIGN.md section 2): right after TRL has generated, scored and computed the
+group-normalised advantages of a generation batch, and before that batch is split into
+micro-batches, the advantages become ``w * A`` (B, T). The weights need every member of a group,
+so (A, H, mask) are gathered from all processes, weighed, and each process keeps its own rows.
+
+Where the entropy H comes from, so that it costs no extra forward pass:
+  * "old_logps":  TRL already runs a no-grad forward for the old log-probs (``num_iterations > 1``,
+    misaligned accumulation, vLLM importance sampling); it is asked for the entropies as well.
+  * "generation": the plain transformers ``generate`` path; a forward hook on the causal LM records
+    the entropy of ``softmax(logits / temperature)`` of each sampling step.
+  * "forward":    otherwise (vLLM without importance sampling, continuous batching, tools, a
+    ``rollout_func``): one extra no-grad forward, with a one-time warning. Skipped when alpha == 0.
+All three give what ``GRPOTrainer._get_per_token_logps_and_entropies`` computes for the same tokens.
+
+TRL internals overridden: ``_generate_and_score_completions``, ``_generate_single_turn`` and
+``_get_per_token_logps_and_entropies``, each calling the original. Tested against trl 1.16.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from accelerate.utils import is_peft_model
+from transformers.utils import logging
+from trl import GRPOTrainer
+from trl.models.utils import disable_gradient_checkpointing
+
+from egsw.config import EGSWConfig
+from egsw.weights import compute_egsw_weights, effective_sample_size, token_entropy
+
+logger = logging.get_logger(__name__)
+
+EntropySource = Literal["old_logps", "generation", "forward"]
+
+# Keys of a generation batch that the model's forward takes besides ids and masks (as in _compute_loss).
+_FORWARD_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
+
+
+@dataclass
+class EGSWBatch:
+    """The last generation batch EGSW weighed, across all processes (for diagnostics and tests).
+
+    advantages: (B,) or (B, T) as TRL computed them; entropies, mask, weights: (B, T);
+    temperature: (N,) per group; entropy_source: where H came from.
+    """
+
+    advantages: torch.Tensor
+    entropies: torch.Tensor
+    mask: torch.Tensor
+    weights: torch.Tensor
+    temperature: torch.Tensor
+    entropy_source: EntropySource
+
+
+class _GenerationEntropyRecorder:
+    """Forward hook that records, at each decoding step, the entropy of the next-token distribution.
+
+    Each call of the model inside ``generate`` produces logits (B, L, V) whose last position is the
+    distribution the next token is sampled from; its entropy, (B,), is kept. ``entropies()`` stacks
+    them to (B, steps).
+    """
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        logits = output.logits if hasattr(output, "logits") else output[0]
+        self.steps.append(token_entropy(logits[:, -1, :], self.temperature))
+
+    @contextmanager
+    def attached(self, model: torch.nn.Module):
+        handle = model.register_forward_hook(self)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+    def entropies(self) -> torch.Tensor | None:
+        return torch.stack(self.steps, dim=1) if self.steps else None
+
+
+class EGSWTrainer(GRPOTrainer):
+    """GRPOTrainer whose advantages are weighted by EGSW. Takes exactly GRPOTrainer's arguments.
+
+    ``args`` must be an :class:`EGSWConfig` (or None for its defaults). With ``egsw_mode="none"``
+    it is GRPOTrainer. ``egsw_last`` holds the last weighed batch; ``egsw/*`` metrics are logged with
+    TRL's own.
+    """
+
+    def __init__(self, model: Any, reward_funcs: Any = None, args: EGSWConfig | None = None, *rest: Any, **kwargs: Any):
+        if args is None:
+            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
+            args = EGSWConfig(f"{str(name).split('/')[-1]}-EGSW")
+        elif not isinstance(args, EGSWConfig):
+            raise TypeError(
+                f"EGSWTrainer needs args=EGSWConfig(...), got {type(args).__name__}: "
+                "EGSWConfig takes every GRPOConfig field plus the egsw_* options"
+            )
+        self.egsw_last: EGSWBatch | None = None
+        self._egsw_entropies: torch.Tensor | None = None
+        self._egsw_record_generation = False
+        self._egsw_capture_old_logps = False
+        self._egsw_warned_extra_forward = False
+        super().__init__(model, reward_funcs, args, *rest, **kwargs)
+
+    # ---- where the entropy comes from -------------------------------------------------------------
+
+    def _egsw_entropy_source(self) -> EntropySource:
+        """The cheapest place this configuration offers the entropies of a generation batch."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        # The condition under which GRPOTrainer._generate_and_score_completions runs its old-log-prob pass.
+        if self.args.gradient_accumulation_steps % generate_every != 0 or (
+            self.use_vllm and self.vllm_importance_sampling_correction
+        ):
+            return "old_logps"
+        plain_generate = not (
+            self.use_vllm or self.use_transformers_continuous_batching or self.tools or self.rollout_func is not None
+        )
+        return "generation" if plain_generate else "forward"
+
+    def _egsw_causal_lm(self) -> torch.nn.Module:
+        """The module whose forward returns the logits during ``generate`` (under any PEFT wrapper)."""
+        model = self.accelerator.unwrap_model(self.model)
+        return model.get_base_model() if is_peft_model(model) else model
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if not self._egsw_record_generation:
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        recorder = _GenerationEntropyRecorder(self.temperature)
+        with recorder.attached(self._egsw_causal_lm()):
+            result = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        self._egsw_entropies = recorder.entropies()
+        return result
+
+    def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
+        # The first call on the policy after generation is the old-log-prob pass (the reference pass
+        # comes after it); when it runs, the entropies come from it for free.
+        if self._egsw_capture_old_logps and model is self.model and not kwargs.get("compute_entropy", False):
+            self._egsw_capture_old_logps = False
+            logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(
+                model, *args, **{**kwargs, "compute_entropy": True}
+            )
+            self._egsw_entropies = entropies
+            return logps, None, aux_loss
+        return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+
+    def _egsw_extra_forward_entropies(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Entropies (B, T) of the batch's completions from one no-grad forward: the fallback path."""
+        if not self._egsw_warned_extra_forward:
+            logger.warning(
+                "EGSW: this configuration offers no token entropies for free (no old-log-prob pass, no plain "
+                "transformers generate), so each generation batch costs one extra no-grad forward pass."
+            )
+            self._egsw_warned_extra_forward = True
+        mode = "train" if self.model.training else "eval"
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        completion_ids = batch["completion_ids"]
+        forward_kwargs = {key: batch[key] for key in _FORWARD_KEYS if key in batch}
+        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            _, entropies, _ = super()._get_per_token_logps_and_entropies(
+                self.model,
+                torch.cat([batch["prompt_ids"], completion_ids], dim=1),
+                torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1),
+                completion_ids.size(1),
+                batch_size=batch_size,
+                compute_entropy=True,
+                **forward_kwargs,
+            )
+        return entropies
+
+    # ---- the weighting ----------------------------------------------------------------------------
+
+    def _generate_and_score_completions(self, inputs):
+        if self.args.egsw_mode == "none":
+            return super()._generate_and_score_completions(inputs)
+        source = self._egsw_entropy_source()
+        self._egsw_entropies = None
+        self._egsw_record_generation = source == "generation"
+        self._egsw_capture_old_logps = source == "old_logps"
+        try:
+            batch = super()._generate_and_score_completions(inputs)
+        finally:
+            self._egsw_record_generation = self._egsw_capture_old_logps = False
+        captured, self._egsw_entropies = self._egsw_entropies, None
+
+        mask = batch["completion_mask"]
+        if "tool_mask" in batch:
+            mask = mask * batch["tool_mask"]
+        entropies = _fit_columns(captured, mask) if captured is not None else None
+        if entropies is None and self.args.egsw_alpha != 0.0:
+            source = "forward"
+            entropies = self._egsw_extra_forward_entropies(batch)
+        batch["advantages"] = self._egsw_weigh(batch["advantages"], entropies, mask, source)
+        return batch
+
+    def _egsw_weigh(
+        self, advantages: torch.Tensor, entropies: torch.Tensor | None, mask: torch.Tensor, source: EntropySource
+    ) -> torch.Tensor:
+        """Local advantages (B_l,) or (B_l, T) -> weighted local advantages (B_l, T), weights from whole groups."""
+        mode = "train" if self.model.training else "eval"
+        group_size = self.num_generations if mode == "train" else self.num_generations_eval
+        has_entropy = entropies is not None
+        if entropies is None:  # alpha == 0 and no free entropy: H does not enter the weights
+            entropies = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+
+        local_rows, local_cols = mask.shape
+        all_advantages = self.accelerator.gather(_pad_columns(self.accelerator, advantages))
+        all_entropies = self.accelerator.gather(self.accelerator.pad_across_processes(entropies.float(), dim=1))
+        all_mask = self.accelerator.gather(self.accelerator.pad_across_processes(mask, dim=1))
+        result = compute_egsw_weights(
+            all_advantages,
+            all_entropies,
+            all_mask,
+            group_size=group_size,
+            alpha=self.args.egsw_alpha,
+            temperature=self.args.egsw_temperature,
+            mode=self.args.egsw_mode,
+            rescale=self.args.egsw_rescale,
+            target_ess=self.args.egsw_target_ess,
+        )
+        self.egsw_last = EGSWBatch(all_advantages, all_entropies, all_mask, result.weights, result.temperature, source)
+        self._egsw_log_metrics(mode, self.egsw_last, group_size, has_entropy)
+
+        first = self.accelerator.process_index * local_rows
+        weights = result.weights[first : first + local_rows, :local_cols].to(advantages.dtype)
+        return weights * (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages)
+
+    def _egsw_log_metrics(self, mode: str, batch: EGSWBatch, group_size: int, has_entropy: bool) -> None:
+        """egsw/* diagnostics over the whole (gathered) batch, logged with TRL's metrics."""
+        active = batch.mask.bool()
+        if not bool(active.any()):
+            return
+        weights = batch.weights[active]
+        advantages = batch.advantages.unsqueeze(1).expand_as(active) if batch.advantages.dim() == 1 else batch.advantages
+        metrics = self._metrics[mode]
+        metrics["egsw/weight_mean"].append(weights.mean().item())
+        metrics["egsw/weight_max"].append(weights.max().item())
+        ess = effective_sample_size(batch.weights, batch.mask, group_size, self.args.egsw_mode)
+        metrics["egsw/ess"].append(ess.mean().item())
+        total = weights.sum()
+        if total > 0:
+            metrics["egsw/positive_advantage_mass"].append((batch.weights[active & (advantages > 0)].sum() / total).item())
+        if has_entropy and weights.numel() > 1:
+            correlation = torch.corrcoef(torch.stack([weights.double(), batch.entropies[active].double()]))[0, 1]
+            if torch.isfinite(correlation):
+                metrics["egsw/weight_entropy_corr"].append(correlation.item())
+        finite = batch.temperature[torch.isfinite(batch.temperature)]
+        if finite.numel() > 0:
+            metrics["egsw/temperature"].append(finite.mean().item())
+
+
+EGSWTrainer.__init__.__signature__ = inspect.signature(GRPOTrainer.__init__)  # type: ignore[attr-defined]
+
+
+def _fit_columns(entropies: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    """Entropies recorded per decoding step (B, S) -> the completion tensor's columns (B, T).
+
+    Completions are cut after their first EOS and padded, so T <= S unless ``pad_to_multiple_of``
+    padded further (zeros there; those positions are masked). None if the rows do not match.
+    """
+    rows, cols = mask.shape
+    if entropies.dim() != 2 or entropies.size(0) != rows:
+        return None
+    fitted = entropies.new_zeros((rows, cols))
+    width = min(cols, entropies.size(1))
+    fitted[:, :width] = entropies[:, :width]
+    return fitted
+
+
+def _pad_columns(accelerator: Any, advantages: torch.Tensor) -> torch.Tensor:
+    return advantages if advantages.dim() == 1 else accelerator.pad_across_processes(advantages, dim=1)
