@@ -44,9 +44,7 @@ def build_word_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
 
 
-def build_random_model(
-    architecture: str = "tiny", seed: int = 0
-) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+def build_random_model(architecture: str = "tiny", seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """A float32 Llama of the named architecture with weights drawn from ``seed``, and its tokenizer."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")

@@ -2,8 +2,9 @@
 
 Where EGSW enters (DESIGN.md section 2): right after TRL has generated, scored and computed the
 group-normalised advantages of a generation batch, and before that batch is split into
-micro-batches, the advantages become ``w * A`` (B, T). The weights need every member of a group,
-so (A, H, mask) are gathered from all processes, weighed, and each process keeps its own rows.
+micro-batches, the advantages become ``w * A``: (B, T) step-wise, (B,) trajectory-wise. The weights
+need every member of a group, so (A, H, mask) are gathered from all processes, weighed, and each
+process keeps its own rows.
 
 Where the entropy H comes from, so that it costs no extra forward pass:
   * "old_logps":  TRL already runs a no-grad forward for the old log-probs (``num_iterations > 1``,
@@ -218,7 +219,10 @@ class EGSWTrainer(GRPOTrainer):
     def _egsw_weigh(
         self, advantages: torch.Tensor, entropies: torch.Tensor | None, mask: torch.Tensor, source: EntropySource
     ) -> torch.Tensor:
-        """Local advantages (B_l,) or (B_l, T) -> weighted local advantages (B_l, T), weights from whole groups."""
+        """Local advantages (B_l,) or (B_l, T) -> weighted local advantages, weights from whole groups.
+
+        Step-wise the result is (B_l, T); trajectory-wise it keeps the advantages' shape.
+        """
         mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
         has_entropy = entropies is not None
@@ -245,6 +249,8 @@ class EGSWTrainer(GRPOTrainer):
 
         first = self.accelerator.process_index * local_rows
         weights = result.weights[first : first + local_rows, :local_cols].to(advantages.dtype)
+        if self.args.egsw_mode == "trajectory" and advantages.dim() == 1:
+            return weights.amax(dim=1) * advantages  # one weight per completion: keep TRL's (B,) shape
         return weights * (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages)
 
     def _egsw_log_metrics(self, mode: str, batch: EGSWBatch, group_size: int, has_entropy: bool) -> None:
@@ -253,7 +259,9 @@ class EGSWTrainer(GRPOTrainer):
         if not bool(active.any()):
             return
         weights = batch.weights[active]
-        advantages = batch.advantages.unsqueeze(1).expand_as(active) if batch.advantages.dim() == 1 else batch.advantages
+        advantages = (
+            batch.advantages if batch.advantages.dim() == 2 else batch.advantages.unsqueeze(1).expand_as(active)
+        )
         metrics = self._metrics[mode]
         metrics["egsw/weight_mean"].append(weights.mean().item())
         metrics["egsw/weight_max"].append(weights.max().item())
@@ -261,7 +269,8 @@ class EGSWTrainer(GRPOTrainer):
         metrics["egsw/ess"].append(ess.mean().item())
         total = weights.sum()
         if total > 0:
-            metrics["egsw/positive_advantage_mass"].append((batch.weights[active & (advantages > 0)].sum() / total).item())
+            positive = batch.weights[active & (advantages > 0)].sum()
+            metrics["egsw/positive_advantage_mass"].append((positive / total).item())
         if has_entropy and weights.numel() > 1:
             correlation = torch.corrcoef(torch.stack([weights.double(), batch.entropies[active].double()]))[0, 1]
             if torch.isfinite(correlation):

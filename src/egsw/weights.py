@@ -243,8 +243,10 @@ def _auto_temperature(scores: torch.Tensor, active: torch.Tensor, target_ess: fl
 
     The ESS of a tempered softmax rises monotonically with P, so a bisection on log P, run for all
     groups at once, finds it. Where even the top of the range stays below the target (target 1) the
-    top is used, which is GRPO to within 1e-13. A group whose scores all tie has ESS 1 at any P: it
-    gets P = inf, which says the temperature plays no part there.
+    top is used, which is GRPO to within 1e-13. Where the target lies below what any P reaches (step-wise
+    a position with one active member always weighs 1), the bottom is used: the most concentrated
+    weights. A group whose scores all tie has ESS 1 at any P: it gets P = inf, which says the
+    temperature plays no part there.
     """
     flat_active = active.flatten(1)
     masked = scores.flatten(1)
