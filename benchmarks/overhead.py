@@ -19,13 +19,15 @@ What it measures
       repeats of a method; the time ratio is EGSW's median over GRPO's.
     * Peak memory: on CUDA ``torch.cuda.max_memory_allocated()`` of the run, on CPU the peak RSS of the
       worker process (``ru_maxrss``). The reported figure is the median over repeats.
+    * Also per step: the worker's CPU seconds (user, system) and minor page faults. On a shared or
+      virtual machine they separate a slow host (wall time up, CPU time not) from work the step did.
 
     Targets: time ratio <= 1.02, peak memory ratio <= 1.03. The script prints a table and writes a
     JSON summary (``--output``, default ``benchmarks/results/overhead.json``). It exits 0 whether or
     not the targets are met (it is a measurement, not a test); 1 only if a run fails.
 
 How to run (from the repository root)
-    .venv/bin/python benchmarks/overhead.py                    # defaults, ~10 minutes on a 2-core CPU
+    .venv/bin/python benchmarks/overhead.py                    # defaults: 4 (quiet) to 15 (busy host) min on 2 CPUs
     .venv/bin/python benchmarks/overhead.py --arch tiny --steps 2 --repeats 1   # smoke run, ~1 minute
     .venv/bin/python benchmarks/overhead.py --modes step trajectory --profile
 
@@ -115,20 +117,29 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
         def __init__(self) -> None:
             self.last: float | None = None
+            self.last_usage: tuple[float, float, int] = (0.0, 0.0, 0)
             self.step_times: list[float] = []
+            # Per step, of this process: CPU seconds in user and kernel mode, and minor page faults.
+            # They tell a slow machine (wall time up, CPU time not) from work the step really did.
+            self.step_user: list[float] = []
+            self.step_sys: list[float] = []
+            self.step_minor_faults: list[int] = []
             self.logs: list[dict[str, float]] = []
 
         def on_step_begin(self, *unused: Any, **kwargs: Any) -> None:
             if self.last is None:
                 synchronize()
-                self.last = time.perf_counter()
+                self.last, self.last_usage = time.perf_counter(), _usage()
 
         def on_step_end(self, *unused: Any, **kwargs: Any) -> None:
             synchronize()
-            now = time.perf_counter()
+            now, usage = time.perf_counter(), _usage()
             assert self.last is not None
             self.step_times.append(now - self.last)
-            self.last = now
+            self.step_user.append(usage[0] - self.last_usage[0])
+            self.step_sys.append(usage[1] - self.last_usage[1])
+            self.step_minor_faults.append(usage[2] - self.last_usage[2])
+            self.last, self.last_usage = now, usage
 
         def on_log(self, *unused: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
             if logs:
@@ -198,6 +209,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         "device": "cuda" if cuda else "cpu",
         "step_times_s": timer.step_times,
         "trl_step_time_s": [log["step_time"] for log in timer.logs if "step_time" in log],
+        "step_user_s": timer.step_user,
+        "step_sys_s": timer.step_sys,
+        "step_minor_faults": timer.step_minor_faults,
         "peak_rss_bytes": _peak_rss_bytes(),
         "cuda_max_memory_allocated_bytes": torch.cuda.max_memory_allocated() if cuda else None,
         "torch_threads": torch.get_num_threads(),
@@ -223,6 +237,12 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
         result["profile"] = {"seconds": profile.seconds, "calls": profile.calls, "forward_calls": forward_calls}
     return result
+
+
+def _usage() -> tuple[float, float, int]:
+    """(user CPU seconds, system CPU seconds, minor page faults) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, usage.ru_minflt
 
 
 def _peak_rss_bytes() -> int:
@@ -281,6 +301,9 @@ def summarise(args: argparse.Namespace, runs: list[dict[str, Any]], methods: lis
             "min_step_time_s": min(steps),
             "max_step_time_s": max(steps),
             "warmup_step_times_s": [run["step_times_s"][0] for run in mine],
+            "median_step_user_s": statistics.median(t for run in mine for t in run["step_user_s"][1:]),
+            "median_step_sys_s": statistics.median(t for run in mine for t in run["step_sys_s"][1:]),
+            "median_step_minor_faults": statistics.median(n for run in mine for n in run["step_minor_faults"][1:]),
             "peak_memory_bytes": peaks,
             "median_peak_memory_bytes": statistics.median(peaks),
         }
@@ -305,14 +328,20 @@ def print_table(summary: dict[str, Any], runs: list[dict[str, Any]], methods: li
     metric = "peak RSS" if summary["memory_metric"] == "peak_rss_bytes" else "cuda max allocated"
     mib = 1024.0**2
     print()
-    print(f"{'method':<18}{'median step s':>14}{'min':>9}{'max':>9}{'steps':>7}{metric + ' MiB':>24}")
+    print(
+        f"{'method':<18}{'median step s':>14}{'min':>9}{'max':>9}{'steps':>7}{metric + ' MiB':>24}"
+        f"{'| cpu user s':>13}{'sys s':>8}{'minor faults':>14}"
+    )
     for method in methods:
         row = summary["methods"][method]
         print(
             f"{label(method):<18}{row['median_step_time_s']:>14.3f}{row['min_step_time_s']:>9.3f}"
             f"{row['max_step_time_s']:>9.3f}{len(row['measured_step_times_s']):>7}"
             f"{row['median_peak_memory_bytes'] / mib:>24.1f}"
+            f"{'| ' + format(row['median_step_user_s'], '.3f'):>13}{row['median_step_sys_s']:>8.3f}"
+            f"{row['median_step_minor_faults']:>14.0f}"
         )
+    print("(cpu user/sys s and minor faults: medians per measured step, of the worker process)")
     print()
     for method, comparison in summary["comparisons"].items():
         name = label(method)
@@ -337,6 +366,9 @@ def print_table(summary: dict[str, Any], runs: list[dict[str, Any]], methods: li
             egsw = run["egsw"]
             extra = f"  entropy_source={egsw['entropy_source']} weight_max={egsw['weight_max']:.3f}"
         print(f"  {index:>2} {label(run['method']):<16} steps s: {steps}  peak {peak:.1f} MiB{extra}")
+        sys_s = " ".join(f"{t:.2f}" for t in run["step_sys_s"])
+        faults = " ".join(str(n) for n in run["step_minor_faults"])
+        print(f"     sys s: {sys_s}  minor faults: {faults}")
         if "profile" in run:
             profile = run["profile"]
             seconds = " ".join(f"{k}={v:.3f}s/{profile['calls'][k]}" for k, v in profile["seconds"].items())

@@ -153,10 +153,11 @@ def generate_and_score(trainer_cls, config_cls, model_dir, dataset, out, seed=3,
     ("fields", "source", "extra_forwards"),
     [
         (dict(), "generation", 0),
+        (dict(pad_to_multiple_of=16), "generation", 0),
         (dict(num_iterations=2), "old_logps", 0),
         (dict(rollout_func=deterministic_rollout), "forward", 1),
     ],
-    ids=["hf-generate", "num_iterations-2", "rollout_func-fallback"],
+    ids=["hf-generate", "hf-generate-padded", "num_iterations-2", "rollout_func-fallback"],
 )
 def test_entropies_equal_trls_and_cost_no_extra_forward(
     tiny_model_dir, prompts_dataset, tmp_path, fields, source, extra_forwards
@@ -181,3 +182,19 @@ def test_entropies_equal_trls_and_cost_no_extra_forward(
     expected = trainer.egsw_last.weights * grpo_batch["advantages"].unsqueeze(1)
     assert batch["advantages"].shape == expected.shape  # step-wise: (B, T)
     torch.testing.assert_close(batch["advantages"], expected)
+
+
+def test_evaluation_weighs_eval_groups_and_logs_diagnostics(tiny_model_dir, prompts_dataset, tmp_path):
+    args = EGSWConfig(
+        **trainer_kwargs(tmp_path, per_device_eval_batch_size=8, num_generations_eval=4, egsw_temperature=0.1)
+    )
+    trainer = EGSWTrainer(
+        model=str(tiny_model_dir),
+        reward_funcs=word_variety_reward,
+        args=args,
+        train_dataset=prompts_dataset,
+        eval_dataset=prompts_dataset.select(range(4)),
+    )
+    metrics = trainer.evaluate()
+    assert metrics["eval_egsw/weight_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert metrics["eval_egsw/ess"] < 1.0

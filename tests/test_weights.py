@@ -322,3 +322,14 @@ def test_lower_target_ess_concentrates_weight():
         egsw_weights(advantages, entropies, mask, target_ess=t, **kwargs).max().item() for t in (0.95, 0.7, 0.4)
     ]
     assert max_weights[0] < max_weights[1] < max_weights[2]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("temperature", [0.6, 1.0, 1.7])
+def test_generation_hook_entropy_equals_token_entropy(dtype, temperature):
+    from egsw.trainer import _GenerationEntropyRecorder
+
+    recorder = _GenerationEntropyRecorder(temperature)
+    for step in range(3):  # the buffers are reused across steps
+        logits = (torch.randn(5, 300, generator=torch.Generator().manual_seed(step)) * 4).to(dtype)
+        torch.testing.assert_close(recorder.entropy(logits), token_entropy(logits, temperature), rtol=0, atol=1e-5)

@@ -33,7 +33,7 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from egsw.config import EGSWConfig
-from egsw.weights import compute_egsw_weights, effective_sample_size, token_entropy
+from egsw.weights import compute_egsw_weights, effective_sample_size
 
 logger = logging.get_logger(__name__)
 
@@ -76,15 +76,35 @@ class _GenerationEntropyRecorder:
     Each call of the model inside ``generate`` produces logits (B, L, V) whose last position is the
     distribution the next token is sampled from; its entropy, (B,), is kept. ``entropies()`` stacks
     them to (B, steps).
+
+    The entropy is ``token_entropy`` computed in two (B, V) buffers reused at every step: fresh
+    temporaries of that size at every decoding step made glibc map, unmap and re-fault memory,
+    which cost ~15% of CPU generation time (benchmarks/overhead.py); with the buffers it is noise.
     """
 
     def __init__(self, temperature: float) -> None:
         self.temperature = temperature
         self.steps: list[torch.Tensor] = []
+        self._shifted: torch.Tensor | None = None  # (B, V) z / T - max
+        self._exps: torch.Tensor | None = None  # (B, V) exp of it
 
     def __call__(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         logits = output.logits if hasattr(output, "logits") else output[0]
-        self.steps.append(token_entropy(logits[:, -1, :], self.temperature))
+        self.steps.append(self.entropy(logits[:, -1, :]))
+
+    def entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, V) -> (B,) float32: ``log sum_v e_v - sum_v e_v (z_v - m) / sum_v e_v`` with ``e = exp(z - m)``."""
+        if self._shifted is None or self._shifted.shape != logits.shape or self._shifted.device != logits.device:
+            self._shifted = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
+            self._exps = torch.empty_like(self._shifted)
+        shifted, exps = self._shifted, self._exps
+        assert exps is not None
+        shifted.copy_(logits).div_(self.temperature)
+        shifted.sub_(shifted.amax(dim=-1, keepdim=True))
+        torch.exp(shifted, out=exps)
+        total = exps.sum(dim=-1)
+        expected_shift = torch.bmm(exps.unsqueeze(1), shifted.unsqueeze(2)).view(-1) / total
+        return total.log() - expected_shift
 
     @contextmanager
     def attached(self, model: torch.nn.Module):
@@ -93,6 +113,7 @@ class _GenerationEntropyRecorder:
             yield self
         finally:
             handle.remove()
+            self._shifted = self._exps = None
 
     def entropies(self) -> torch.Tensor | None:
         return torch.stack(self.steps, dim=1) if self.steps else None
