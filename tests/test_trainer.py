@@ -198,3 +198,16 @@ def test_evaluation_weighs_eval_groups_and_logs_diagnostics(tiny_model_dir, prom
     metrics = trainer.evaluate()
     assert metrics["eval_egsw/weight_mean"] == pytest.approx(1.0, abs=1e-5)
     assert metrics["eval_egsw/ess"] < 1.0
+
+
+def test_bf16_autocast_default_trains_and_entropies_agree_to_bf16_rounding(tiny_model_dir, prompts_dataset, tmp_path):
+    """GRPOConfig turns bf16 autocast on by default (also on the CPU): TRL's forward then rounds its logits
+    to bf16 while generate runs the fp32 weights, so the two entropies agree to bf16 precision only."""
+    trainer, batch, _ = generate_and_score(
+        EGSWTrainer, EGSWConfig, tiny_model_dir, prompts_dataset, tmp_path, bf16=True
+    )
+    assert trainer.args.bf16 and trainer.egsw_last.entropy_source == "generation"
+    mask = batch["completion_mask"].bool()
+    got, want = trainer.egsw_last.entropies[mask], trl_entropies(trainer, batch)[mask].float()
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-2)
+    assert torch.isfinite(batch["advantages"]).all()
