@@ -182,6 +182,8 @@ def test_token_entropy_matches_direct_formula():
         (dict(temperature=-1.0), "temperature must be"),
         (dict(temperature="hot"), "temperature must be"),
         (dict(mode="token"), "mode must be one of"),
+        (dict(alpha="much"), "alpha must be a finite number"),
+        (dict(alpha=float("inf")), "alpha must be a finite number"),
         (dict(temperature="auto", target_ess=0.0), "target_ess must be in"),
         (dict(advantages=torch.tensor([float("nan")] + [0.0] * 7)), "non-finite value at an active"),
     ],

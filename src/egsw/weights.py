@@ -26,6 +26,7 @@ get weight 0. Both modes reduce to one operation, a masked softmax over the grou
 
 from __future__ import annotations
 
+import math
 from typing import Literal, NamedTuple
 
 import torch
@@ -193,7 +194,11 @@ def _check_inputs(
 def _check_hyperparameters(alpha: float, temperature: float | str, mode: str, target_ess: float) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if not torch.isfinite(torch.tensor(float(alpha))):
+    try:
+        finite_alpha = math.isfinite(float(alpha))
+    except (TypeError, ValueError):
+        finite_alpha = False
+    if not finite_alpha:
         raise ValueError(f"alpha must be a finite number, got {alpha!r}")
     if isinstance(temperature, str):
         if temperature != "auto":
