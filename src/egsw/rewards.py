@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
@@ -51,29 +50,50 @@ class Score:
 # Extraction
 
 
+_BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)
+
+
 def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None if absent."""
-    starts = [match.end() for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    for start in reversed(starts):
-        depth = 1
-        for index in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[index], 0)
-            if depth == 0:
-                return text[start:index].strip()
-    return None
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None if absent.
+
+    "Last" is the complete box that opens last (in ``\\boxed{\\boxed{7}}`` the inner one). Escaped
+    braces (``\\{``, ``\\}``) do not count. One pass over the text: linear even for 100 kB of
+    ``\\boxed{\\boxed{...``.
+    """
+    content_starts = {match.end() for match in _BOX_OPENING.finditer(text)}
+    if not content_starts:
+        return None
+    open_braces: list[int] = []  # for each unclosed "{": where its content starts
+    best: tuple[int, int] | None = None
+    for token in _BRACE_OR_ESCAPE.finditer(text, min(content_starts) - 1):
+        if token.group() == "{":
+            open_braces.append(token.end())
+        elif token.group() == "}" and open_braces:
+            start = open_braces.pop()
+            if start in content_starts and (best is None or start > best[0]):
+                best = (start, token.start())
+    return None if best is None else text[best[0] : best[1]].strip()
 
 
+# A letter as LaTeX may wrap it: "B", "(B)", "\\text{B}", "\\textbf{(B)}", "\\mathrm{B}".
+_LETTER = r"\(?\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{\s*\(?\s*)?([A-J])\s*\)?\s*\}?\s*\)?"
 _CHOICE_PATTERNS = (
     # Strongest first: an explicit box, then an announced answer, then a bracketed letter.
-    re.compile(r"\\boxed\s*\{\s*\(?\s*(?:\\text\{\s*)?([A-J])\s*\}?\s*\)?\s*\}"),
-    re.compile(r"(?i:answer|choice|option)\s*(?i:is)?\s*[:=]?\s*\**\s*\(?\s*([A-J])\b(?![a-z])"),
+    re.compile(r"\\boxed\s*\{\s*" + _LETTER + r"\s*\}"),
+    re.compile(r"(?i:answer|choice|option)\s*(?i:is)?\s*[:=]?[\s*$]*" + _LETTER + r"(?![A-Za-z])"),
     re.compile(r"\(([A-J])\)"),
     re.compile(r"^\s*\**([A-J])[.):\s]*\**\s*$", re.MULTILINE),
 )
 
 
 def extract_choice(text: str, letters: str = "ABCD") -> str | None:
-    """The multiple-choice letter a completion commits to; the last one of the strongest form wins."""
+    """The multiple-choice letter a completion commits to; the last one of the strongest form wins.
+
+    Forms, strongest first: ``\\boxed{B}``; an announced answer (``Answer: B``, ``the answer is
+    (B)``, ``option B``); a bracketed letter ``(B)``; a line holding only the letter. Only the
+    letters in ``letters`` count, so "Answer: I think..." is not option I of a four-option question.
+    """
     text = text[-MAX_SCORED_CHARS:]
     for pattern in _CHOICE_PATTERNS:
         found = [letter for letter in pattern.findall(text) if letter in letters]
@@ -86,14 +106,34 @@ def extract_choice(text: str, letters: str = "ABCD") -> str | None:
 # Verification (runs inside the worker process)
 
 
+def _gold_forms(answer: str) -> list[str]:
+    """Ways to hand a reference answer to math-verify, best first.
+
+    A bare answer is boxed (``\\boxed{\\$18.90}`` parses where ``$\\$18.90$`` does not); one that
+    already has a box or ``$...$`` delimiters is passed as it is first.
+    """
+    answer = answer.strip()
+    boxed, dollars = f"\\boxed{{{answer}}}", f"${answer}$"
+    delimited = "\\boxed" in answer or (answer.startswith("$") and answer.endswith("$") and not answer.endswith("\\$"))
+    return [answer, boxed, dollars] if delimited else [boxed, dollars, answer]
+
+
 def _verify_math(completion: str, answer: str) -> Score:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    gold_text = answer if "\\boxed" in answer or "$" in answer else f"${answer}$"
-    gold = parse(gold_text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
-    if not gold:
-        raise ValueError(f"the reference answer {answer!r} cannot be parsed")
     boxed = last_boxed(completion)
+    gold = []
+    for gold_text in _gold_forms(answer):
+        gold = parse(
+            gold_text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None
+        )
+        if gold:
+            break
+    else:
+        # A reference math-verify cannot read (free text) still matches itself, spaces aside.
+        if boxed is not None and "".join(boxed.split()) == "".join(answer.split()):
+            return Score(True, boxed)
+        raise ValueError(f"the reference answer {answer!r} cannot be parsed")
     # The last boxed answer decides when there is one; otherwise math-verify's own search.
     target = f"\\boxed{{{boxed}}}" if boxed is not None else completion
     prediction = parse(
@@ -107,11 +147,36 @@ def _verify_math(completion: str, answer: str) -> Score:
     return Score(bool(verify(gold, prediction, timeout_seconds=None)), extracted)
 
 
+def scored_text(completion: str, kind: str = "math") -> str:
+    """The part of a completion the scorer reads, at most about ``MAX_SCORED_CHARS`` characters.
+
+    For math, the last complete ``\\boxed{}`` decides, so it is kept whole (found in one linear
+    pass over the full text, so a box that opens before the cut is never read half); a box longer
+    than ``MAX_SCORED_CHARS`` is no answer. Without a box, and for multiple choice, the tail is
+    kept, cut at a space so that a number is never read from its last digits.
+    """
+    if kind == "math":
+        boxed = last_boxed(completion)
+        if boxed is not None:
+            return f"\\boxed{{{boxed}}}" if len(boxed) <= MAX_SCORED_CHARS else ""
+    if len(completion) <= MAX_SCORED_CHARS:
+        return completion
+    tail = completion[-MAX_SCORED_CHARS:]
+    space = re.search(r"\s", tail)
+    return tail[space.end() :] if space else ""
+
+
+def _choice_letters(answer: str) -> str:
+    """The option letters a choice answer implies: A-D, or up to the answer's letter when it is later."""
+    index = CHOICE_LETTERS.find(answer.strip().upper()[:1]) if answer.strip() else -1
+    return CHOICE_LETTERS[: max(4, index + 1)]
+
+
 def score_locally(completion: str, answer: str, kind: str = "math") -> Score:
     """Score one completion in this process, without a time limit (the worker's entry point)."""
-    completion = completion[-MAX_SCORED_CHARS:]
+    completion = scored_text(completion, kind)
     if kind == "choice":
-        letter = extract_choice(completion, CHOICE_LETTERS)
+        letter = extract_choice(completion, _choice_letters(answer))
         return Score(letter is not None and letter == answer.strip().upper(), letter)
     if kind == "math":
         return _verify_math(completion, answer)
@@ -164,6 +229,9 @@ class Verifier:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C meant for training does not kill it mid-answer. It still
+            # ends with its parent, when its stdin closes.
+            start_new_session=True,
         )
         self._buffer = b""
         if self._read_reply(_WORKER_START_TIMEOUT_S) != "ready":
@@ -212,7 +280,7 @@ class Verifier:
                 if self._process is None or self._process.poll() is not None:
                     self._start()
                 assert self._process is not None and self._process.stdin is not None
-                request = json.dumps([str(completion)[-MAX_SCORED_CHARS:], str(answer), kind])
+                request = json.dumps([scored_text(str(completion), kind), str(answer), kind])
                 self._process.stdin.write(request.encode() + b"\n")
                 self._process.stdin.flush()
                 reply = self._read_reply(self.timeout_s)
@@ -226,8 +294,11 @@ class Verifier:
         return scores
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown
+        # Not contextlib.suppress: at interpreter shutdown module globals may already be None.
+        try:  # noqa: SIM105
             self.close()
+        except Exception:  # noqa: BLE001 - nothing to do about it then
+            pass
 
 
 @functools.cache

@@ -18,6 +18,11 @@ SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 # Words every prompt of the tests may use; the rest of the vocabulary is filler "w<i>".
 BASE_WORDS = tuple(str(d) for d in range(100)) + ("+", "-", "*", "=", "?", "What", "is", "answer", "the")
 
+# Chat prompts become the messages' words in a row; the generation prompt is the word "answer".
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] }} {% endfor %}{% if add_generation_prompt %}answer {% endif %}"
+)
+
 ARCHITECTURES: dict[str, dict[str, int | float | bool]] = {
     # A two-layer Llama: about 2 s per GRPO step on a 2-core CPU.
     "tiny": dict(
@@ -41,7 +46,11 @@ def build_word_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
         raise ValueError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + len(BASE_WORDS)}, got {vocab_size}")
     backend = Tokenizer(WordLevel({word: index for index, word in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
 
 
 def build_random_model(architecture: str = "tiny", seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:

@@ -33,6 +33,7 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from egsw.config import EGSWConfig
+from egsw.rewards import guard_reward
 from egsw.weights import compute_egsw_weights, effective_sample_size
 
 logger = logging.get_logger(__name__)
@@ -119,12 +120,24 @@ class _GenerationEntropyRecorder:
         return torch.stack(self.steps, dim=1) if self.steps else None
 
 
+def _guard_reward_funcs(reward_funcs: Any) -> Any:  # noqa: ANN401 - GRPOTrainer's reward_funcs argument
+    """Wrap each plain (synchronous, non-model, non-name) reward function in ``guard_reward``."""
+
+    def guard(func: Any) -> Any:  # noqa: ANN401
+        plain = callable(func) and not isinstance(func, torch.nn.Module | str)
+        return guard_reward(func) if plain and not inspect.iscoroutinefunction(func) else func
+
+    return [guard(f) for f in reward_funcs] if isinstance(reward_funcs, list) else guard(reward_funcs)
+
+
 class EGSWTrainer(GRPOTrainer):
     """GRPOTrainer whose advantages are weighted by EGSW. Takes exactly GRPOTrainer's arguments.
 
     ``args`` must be an :class:`EGSWConfig` (or None for its defaults). With ``egsw_mode="none"``
     it is GRPOTrainer. ``egsw_last`` holds the last weighed batch; ``egsw/*`` metrics are logged with
-    TRL's own.
+    TRL's own. Python reward functions are wrapped by ``egsw.rewards.guard_reward``: a completion on
+    which one raises or returns NaN is scored None (unscorable) and counted in
+    ``rewards/<name>/unscorable`` instead of stopping training.
     """
 
     def __init__(self, model: Any, reward_funcs: Any = None, args: EGSWConfig | None = None, *rest: Any, **kwargs: Any):
@@ -141,7 +154,7 @@ class EGSWTrainer(GRPOTrainer):
         self._egsw_record_generation = False
         self._egsw_capture_old_logps = False
         self._egsw_warned_extra_forward = False
-        super().__init__(model, reward_funcs, args, *rest, **kwargs)
+        super().__init__(model, _guard_reward_funcs(reward_funcs), args, *rest, **kwargs)
 
     # ---- where the entropy comes from -------------------------------------------------------------
 

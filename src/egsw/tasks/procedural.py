@@ -28,11 +28,13 @@ HELDOUT_SHARE = 5
 _MAX_OPERAND = {1: 9, 2: 99, 3: 999}
 # The default task, shared by `egsw train` (training and before/after evaluation) and `egsw eval`
 # (the "procedural" set), so both measure the same held-out problems.
-DEFAULT_KINDS: tuple[str, ...] = ("add", "sub", "word", "chain")
-DEFAULT_LEVELS: tuple[int, ...] = (1, 2)
+DEFAULT_KINDS: tuple[str, ...] = ("chain", "word")
+DEFAULT_LEVELS: tuple[int, ...] = (1,)
 DEFAULT_HELDOUT_SEED = 0
 DEFAULT_HELDOUT_SIZE = 200
 DEFAULT_MAX_NEW_TOKENS = 48
+# Batch composition can flip a rare greedy token, so train and eval batch alike by default.
+DEFAULT_EVAL_BATCH_SIZE = 50
 _NAMES = ("Tom", "Ana", "Lena", "Omar", "Mia", "Ravi", "Sara", "Ben", "Yuki", "Leo")
 _ITEMS = ("apples", "marbles", "stickers", "books", "coins", "pencils", "cards", "shells")
 
@@ -157,11 +159,12 @@ def generate_problems(
     return problems
 
 
-# A worked example in the conversation shows the model the expected form: the small instruct
-# model then boxes its answer most of the time, so correctness (not format) carries the signal.
+# A worked example in the conversation shows the expected form: steps, then the boxed answer.
+# It is a two-step problem on purpose: with a one-step example the small instruct model drops the
+# third operand of "a + b - c" (3% right, greedy); with this one it computes both steps (53%).
 WORKED_EXAMPLE: Messages = [
-    {"role": "user", "content": "What is 12 + 7? Put the final answer in \\boxed{}."},
-    {"role": "assistant", "content": "12 + 7 = 19. The answer is \\boxed{19}."},
+    {"role": "user", "content": "What is 12 + 7 - 5? Put the final answer in \\boxed{}."},
+    {"role": "assistant", "content": "12 + 7 = 19. 19 - 5 = 14. The answer is \\boxed{14}."},
 ]
 INSTRUCTION = "Put the final answer in \\boxed{}."
 

@@ -1,0 +1,385 @@
+"""``egsw eval``: a model on one or more evaluation sets; accuracy with its CI, pass@k, answer length.
+
+    egsw eval --model smollm2-135m-instruct --sets procedural
+    egsw eval --model runs/train-... --sets math500,aime24 --data-dir data/ --num-samples 8 --temperature 0.6 --k 1,8
+    egsw eval --model NAME --sets my.jsonl --question-column q --answer-column a
+
+Every input (options, sets, data files, the model name) is checked before the model is loaded.
+Each set gets ``OUTPUT/<set>/results.json`` (the summary) and ``OUTPUT/<set>/samples.jsonl`` (one
+line per completion: prompt, completion, extracted answer, correct); ``OUTPUT/summary.json``
+holds all sets' summaries, and a table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from egsw.commands import CommandError
+from egsw.models import BUNDLED_SMOLLM2, ModelNotFoundError, check_model_name
+from egsw.tasks import catalog, procedural
+
+BACKENDS = ("transformers", "vllm")
+# `egsw train` evaluates its held-out problems in batches of this size too (TrainScriptArguments).
+DEFAULT_BATCH_SIZE = procedural.DEFAULT_EVAL_BATCH_SIZE
+# Beside `egsw train`'s runs/train-<time> (runs/ is git-ignored).
+DEFAULT_OUTPUT_ROOT = "runs/eval"
+SUMMARY_FILE = "summary.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{message}; see `egsw eval --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="egsw eval",
+        description="Evaluate a model: accuracy (pass@1, 95% CI), pass@k, completion length, unparsed answers.",
+    )
+    parser.add_argument(
+        "--model",
+        default=BUNDLED_SMOLLM2,
+        help="a built-in name, a hub id, a local folder or an `egsw train` output (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sets",
+        default=catalog.PROCEDURAL,
+        help=f"comma-separated: {', '.join(catalog.set_names())}, PRESET:SPLIT (math-lighteval:train) "
+        f"or a local {'/'.join(catalog.FILE_SUFFIXES)} file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="offline copies of the presets: DIR/<preset>.jsonl|.parquet|.csv, or DIR/<preset>/ (or "
+        "DIR/<owner>/<name>/) laid out as the Hub repository; without it presets load from the Hub",
+    )
+    parser.add_argument("--limit", type=int, help="evaluate only the first N problems of each set")
+    generation = parser.add_argument_group("generation")
+    generation.add_argument(
+        "--backend", choices=BACKENDS, default="transformers", help="%(default)s (default) or vllm (needs `egsw[vllm]`)"
+    )
+    generation.add_argument("--num-samples", type=int, default=1, help="completions per problem (default: 1)")
+    generation.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default); > 0 samples")
+    generation.add_argument("--k", default=None, help="pass@k values, e.g. 1,4 (default: 1 and --num-samples)")
+    generation.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help=f"tokens per completion (default per set: procedural {procedural.DEFAULT_MAX_NEW_TOKENS}, "
+        f"presets {max(p.max_new_tokens for p in catalog.PRESETS.values())}, files {catalog.LOCAL_MAX_NEW_TOKENS})",
+    )
+    generation.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="prompts per generate call (default: %(default)s)"
+    )
+    generation.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    generation.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16", "auto"),
+        help="weights' dtype (default: float32; auto with --backend vllm)",
+    )
+    generation.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="generate under bf16 autocast, weights kept in --dtype, as `egsw train` evaluates with bf16: true "
+        "(default: on; --no-bf16 for full precision; ignored by vllm)",
+    )
+    generation.add_argument(
+        "--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1, ..."
+    )
+    generation.add_argument("--system-prompt", help="a system message put before every preset or file question")
+    output = parser.add_argument_group("output")
+    output.add_argument("--output", help=f"results folder (default: {DEFAULT_OUTPUT_ROOT}/<model>)")
+    output.add_argument("--no-progress", action="store_true", help="no progress bars")
+    local = parser.add_argument_group("local files (column mapping)")
+    local.add_argument("--question-column", default="question", help="(default: %(default)s)")
+    local.add_argument(
+        "--answer-column",
+        default="answer",
+        help="the reference answer: for choice a letter or an option's text (default: %(default)s)",
+    )
+    local.add_argument("--solution-column", help="take the answer from this column's last \\boxed{} instead")
+    local.add_argument("--options-columns", help="comma-separated option columns (or one list column): choice")
+    local.add_argument("--id-column", help="a column of problem ids (default: row numbers)")
+    local.add_argument("--kind", choices=("math", "choice"), help="default: choice with options, else math")
+    local.add_argument("--shuffle-options", action="store_true", help="shuffle options per question (fixed seed)")
+    local.add_argument("--prompt-template", help="user message with {question} (and {options}, {letters})")
+    proc = parser.add_argument_group("procedural set (defaults: the held-out split `egsw train` evaluates)")
+    proc.add_argument(
+        "--procedural-size", type=int, default=procedural.DEFAULT_HELDOUT_SIZE, help="(default: %(default)s)"
+    )
+    proc.add_argument(
+        "--procedural-seed", type=int, default=procedural.DEFAULT_HELDOUT_SEED, help="(default: %(default)s)"
+    )
+    proc.add_argument("--procedural-kinds", default=",".join(procedural.DEFAULT_KINDS), help="(default: %(default)s)")
+    proc.add_argument(
+        "--procedural-levels", default=",".join(map(str, procedural.DEFAULT_LEVELS)), help="(default: %(default)s)"
+    )
+    return parser
+
+
+@dataclass
+class EvalOptions:
+    """The checked options of one ``egsw eval`` run."""
+
+    model: str
+    sets: list[catalog.EvalSet]
+    backend: str
+    num_samples: int
+    temperature: float
+    k_values: list[int]
+    max_new_tokens: int | None
+    batch_size: int
+    seed: int
+    dtype: str | None
+    bf16: bool
+    device: str
+    output: Path
+    progress: bool
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise CommandError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if not values:
+        raise CommandError(f"{option} needs at least one value")
+    return values
+
+
+def _model_slug(model: str) -> str:
+    name = Path(model).name if Path(model).expanduser().exists() else model.replace("/", "--")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "model"
+
+
+def parse_options(argv: Sequence[str]) -> EvalOptions:
+    """Parse and check everything that can be checked without loading the model (sets are loaded)."""
+    args = build_parser().parse_args(list(argv))
+    for option, value, minimum in (
+        ("--num-samples", args.num_samples, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--limit", args.limit, 1),
+        ("--max-new-tokens", args.max_new_tokens, 1),
+        ("--procedural-size", args.procedural_size, 1),
+    ):
+        if value is not None and value < minimum:
+            raise CommandError(f"{option} must be >= {minimum}, got {value}")
+    if args.temperature < 0:
+        raise CommandError(f"--temperature must be >= 0, got {args.temperature}")
+    if args.num_samples > 1 and args.temperature == 0:
+        raise CommandError(
+            f"--num-samples {args.num_samples} needs --temperature > 0 (greedy decoding gives one answer); "
+            "e.g. --temperature 0.6"
+        )
+    k_values = sorted(set(_int_list(args.k, "--k") if args.k else [1, args.num_samples]))
+    bad_k = [k for k in k_values if not 1 <= k <= args.num_samples]
+    if bad_k:
+        raise CommandError(f"--k {bad_k} out of range: pass@k needs 1 <= k <= --num-samples ({args.num_samples})")
+    if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise CommandError("--backend vllm needs vllm: run `pip install 'egsw[vllm]'`, or use --backend transformers")
+    try:
+        check_model_name(args.model)
+    except ModelNotFoundError as error:
+        raise CommandError(str(error)) from None
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise CommandError(f"--data-dir {args.data_dir} is not a folder; pass the folder holding the presets' copies")
+    output = Path(args.output) if args.output else Path(DEFAULT_OUTPUT_ROOT) / _model_slug(args.model)
+    if output.exists() and not output.is_dir():
+        raise CommandError(f"--output {output} is a file; pass a folder")
+    return EvalOptions(
+        model=args.model,
+        sets=load_sets(args),
+        backend=args.backend,
+        num_samples=args.num_samples,
+        temperature=args.temperature,
+        k_values=k_values,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        dtype=args.dtype,
+        bf16=args.bf16,
+        device=args.device,
+        output=output,
+        progress=not args.no_progress,
+    )
+
+
+def load_sets(args: argparse.Namespace) -> list[catalog.EvalSet]:
+    """Every set named in ``--sets``, loaded now so a bad file or column fails before the model loads."""
+    specs = [spec.strip() for spec in args.sets.split(",") if spec.strip()]
+    if not specs:
+        raise CommandError(f"--sets names no set; choose from {', '.join(catalog.set_names())} or a file")
+    columns = catalog.ColumnMapping(
+        question=args.question_column,
+        answer=None if args.solution_column else args.answer_column,
+        solution=args.solution_column,
+        options=tuple(c.strip() for c in args.options_columns.split(",") if c.strip()) if args.options_columns else (),
+        id=args.id_column,
+        kind=args.kind,
+        shuffle_options=args.shuffle_options,
+    )
+    if args.prompt_template is not None and "{question}" not in args.prompt_template:
+        raise CommandError("--prompt-template must contain {question} (and {options} for multiple choice)")
+    procedural_options = {
+        "size": args.procedural_size,
+        "seed": args.procedural_seed,
+        "kinds": [kind.strip() for kind in args.procedural_kinds.split(",") if kind.strip()],
+        "levels": _int_list(args.procedural_levels, "--procedural-levels"),
+    }
+    sets, names = [], set()
+    for spec in specs:
+        try:
+            eval_set = catalog.load_eval_set(
+                spec, data_dir=args.data_dir, columns=columns, template=args.prompt_template,
+                system_prompt=args.system_prompt, limit=args.limit, procedural_options=procedural_options,
+            )  # fmt: skip
+        except catalog.CatalogError as error:
+            raise CommandError(str(error)) from None
+        named = catalog.parse_set_spec(spec)[0] in catalog.set_names()  # "math-lighteval:train" -> its own folder
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", spec if named else eval_set.name)
+        name, index = base, 2
+        while name in names:
+            name, index = f"{base}-{index}", index + 1
+        names.add(name)
+        eval_set.name = name
+        sets.append(eval_set)
+    return sets
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError(f"--device {choice}: no CUDA device here; use --device cpu")
+    return choice
+
+
+def main(argv: Sequence[str]) -> int:
+    options = parse_options(argv)
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from egsw.evaluate import (
+        evaluate_examples,
+        generate_completions_vllm,
+        load_vllm,
+        precision_context,
+        render_prompts,
+        score_generated,
+        write_results,
+    )
+    from egsw.models import load_model_and_tokenizer, resolve_model
+
+    started = time.monotonic()
+    resolved = resolve_model(options.model)
+    if options.backend == "vllm":
+        dtype = options.dtype or "auto"
+        llm = load_vllm(resolved.path, seed=options.seed, dtype=dtype)
+        tokenizer, model, device = llm.get_tokenizer(), None, "vllm"
+    else:
+        device, dtype = _device(options.device), options.dtype or "float32"
+        model, tokenizer = load_model_and_tokenizer(options.model, dtype=dtype)
+        model.to(device)
+    load_s = time.monotonic() - started
+    print(f"egsw eval: {options.model} ({resolved.path}) on {device}, loaded in {load_s:.1f}s", file=sys.stderr)
+
+    rows = []
+    for eval_set in options.sets:
+        max_new_tokens = options.max_new_tokens or eval_set.max_new_tokens
+        set_started = time.monotonic()
+        if options.backend == "vllm":
+            prompts = render_prompts(tokenizer, eval_set.examples)
+            completions = generate_completions_vllm(
+                llm, prompts, max_new_tokens=max_new_tokens, temperature=options.temperature,
+                num_samples=options.num_samples, seed=options.seed, progress=options.progress,
+            )  # fmt: skip
+            result = score_generated(
+                eval_set.examples, prompts, completions, name=eval_set.name, temperature=options.temperature,
+                k_values=options.k_values,
+            )  # fmt: skip
+        else:
+            with precision_context(model, bf16=options.bf16):
+                result = evaluate_examples(
+                    model, tokenizer, eval_set.examples, name=eval_set.name, max_new_tokens=max_new_tokens,
+                    temperature=options.temperature, num_samples=options.num_samples, k_values=options.k_values,
+                    batch_size=options.batch_size, seed=options.seed, progress=options.progress,
+                )  # fmt: skip
+        wall_s = time.monotonic() - set_started
+        meta = {
+            "model": options.model,
+            "model_path": resolved.path,
+            "set": eval_set.name,
+            "source": eval_set.source,
+            "set_options": eval_set.meta,
+            "skipped_rows": eval_set.skipped,
+            "backend": options.backend,
+            "device": device,
+            "dtype": dtype,
+            "bf16_autocast": options.bf16 and options.backend != "vllm",
+            "max_new_tokens": max_new_tokens,
+            "batch_size": options.batch_size,
+            "seed": options.seed,
+            "wall_time_s": round(wall_s, 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        results_path, _ = write_results(result, options.output / eval_set.name, meta)
+        summary = {**meta, **result.summary()}
+        summary.pop("per_problem_correct")
+        rows.append(summary)
+        print(
+            f"{eval_set.name}: accuracy {_percent(result.accuracy)} "
+            f"[{_percent(result.accuracy_low)}, {_percent(result.accuracy_high)}] in {wall_s:.0f}s -> {results_path}",
+            file=sys.stderr,
+        )
+        if eval_set.skipped:
+            print(f"{eval_set.name}: skipped {eval_set.skipped} rows without a question or answer", file=sys.stderr)
+    (options.output / SUMMARY_FILE).write_text(json.dumps(rows, indent=2) + "\n")
+    print(format_table(rows, options.k_values))
+    print(f"results in {options.output}/ (summary.json, <set>/results.json, <set>/samples.jsonl)")
+    return 0
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def format_table(rows: Sequence[dict[str, Any]], k_values: Sequence[int]) -> str:
+    """The results as an aligned text table: one line per set."""
+    header = ["set", "problems", "samples", "accuracy [95% CI]"]
+    header += [f"pass@{k}" for k in k_values] + ["mean len", "median len", "unparsed", "unscorable", "time"]
+    lines = [header]
+    for row in rows:
+        line = [
+            row["set"],
+            str(row["num_problems"]),
+            str(row["num_samples"]),
+            f"{_percent(row['accuracy'])} [{_percent(row['accuracy_low'])}, {_percent(row['accuracy_high'])}]",
+        ]
+        line += [_percent(row["pass_at_k"][str(k)]) for k in k_values]
+        line += [
+            f"{row['mean_length']:.1f}",
+            f"{row['median_length']:.1f}",
+            _percent(row["unparsed_share"]),
+            _percent(row["unscorable_share"]),
+            f"{row['wall_time_s']:.0f}s",
+        ]
+        lines.append(line)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    aligned = [
+        [
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        for line in lines
+    ]
+    return "\n".join("  ".join(line) for line in aligned)

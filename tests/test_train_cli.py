@@ -1,0 +1,137 @@
+"""`egsw train`: input refused before any model loads, the output folder's contents, Ctrl-C, the recipe file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from egsw.recipes import DEFAULT_RECIPE
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = [
+    "--model_name_or_path", "tiny-random", "--heldout_size", "8", "--eval_max_new_tokens", "8",
+    "--max_completion_length", "8", "--per_device_train_batch_size", "8", "--num_generations", "4",
+]  # fmt: skip
+
+
+def egsw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "egsw.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model_name_or_path", "./no/such/model"], "unknown model './no/such/model'"),
+        (["--no_such_option", "3"], "unknown option(s) --no_such_option 3"),
+        (["--config", "{config}"], "unknown option(s) no_such_key in"),
+        (["--egsw_temperature", "-1"], "egsw_temperature must be a finite number > 0 or 'auto'"),
+        (["--output_dir", "{a_file}/run"], "is not writable"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2_before_loading(args: list[str], message: str, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("learning_rate: 1.0e-5\nno_such_key: 3\n")
+    a_file = tmp_path / "a-file"  # a folder inside a file cannot be created, even by root
+    a_file.write_text("")
+    args = [a.format(config=config, a_file=a_file) for a in args]
+    started = time.monotonic()
+    result = egsw("train", *args, cwd=tmp_path)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("egsw train: error: ") and message in lines[0]
+    assert "Loading weights" not in result.stdout + result.stderr
+
+
+def test_train_fills_the_output_folder_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
+    result = egsw("train", *FAST, "--max_steps", "2", "--output_dir", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "run"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [m for m in metrics if "reward" in m]
+    assert [m["step"] for m in steps] == [1, 2]
+    for key in ("reward", "completions/mean_length", "entropy", "egsw/ess", "egsw/weight_max", "egsw/temperature"):
+        assert all(key in m for m in steps), key
+    evaluation = json.loads((run / "eval.json").read_text())
+    for when in ("before", "after"):
+        assert evaluation[when]["num_problems"] == 8
+        assert (
+            0 <= evaluation[when]["accuracy_low"] <= evaluation[when]["accuracy"] <= evaluation[when]["accuracy_high"]
+        )
+        assert evaluation[when]["mean_length"] > 0
+    assert set(evaluation["difference"]) >= {"mean", "low", "high", "p_value"}
+    assert (run / "model" / "model.safetensors").exists()
+    assert (run / "plots" / "reward.png").stat().st_size > 1000
+    assert (run / "plots" / "completion_length.png").stat().st_size > 1000
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert yaml.safe_load((run / "config.yaml").read_text())["max_steps"] == 2
+    assert "held-out accuracy (8 problems" in result.stdout and "->" in result.stdout
+
+    again = egsw("train", *FAST, "--max_steps", "1", "--output_dir", "run", cwd=tmp_path)
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "--overwrite" in again.stderr
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == len(metrics)
+
+    replaced = egsw("train", *FAST, "--max_steps", "1", "--output_dir", "run", "--overwrite", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()][0] == 1
+    assert not (run / "checkpoint-2").exists()
+
+
+def test_ctrl_c_leaves_metrics_and_a_checkpoint(tmp_path: Path) -> None:
+    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "egsw.cli", "train", *FAST, "--max_steps", "10000", "--eval_before", "false",
+         "--save_steps", "100000", "--output_dir", "run"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.5)
+    assert process.poll() is None, process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    logged_steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert len(logged_steps) >= 3
+    checkpoints = sorted((tmp_path / "run").glob("checkpoint-*"))
+    assert len(checkpoints) == 1
+    step = int(checkpoints[0].name.split("-")[1])
+    assert step >= max(logged_steps)
+    for name in ("model.safetensors", "optimizer.pt", "trainer_state.json", "rng_state.pth"):
+        assert (checkpoints[0] / name).exists(), name
+    assert json.loads((checkpoints[0] / "trainer_state.json").read_text())["global_step"] == step
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["interrupted"] is True
+    assert (tmp_path / "run" / "plots" / "reward.png").exists()
+    assert "interrupted" in stdout
+
+
+def test_recipe_file_matches_the_built_in_default() -> None:
+    recipe = yaml.safe_load((ROOT / "configs" / "smollm2-cpu.yaml").read_text())
+    assert recipe == DEFAULT_RECIPE
+
+
+def test_recipe_file_loads_through_the_command_line_parser() -> None:
+    from egsw.commands.train import parse_arguments
+
+    model_args, script_args, training_args = parse_arguments(
+        ["--config", str(ROOT / "configs" / "smollm2-cpu.yaml"), "--max_steps", "3", "--egsw_temperature", "auto"]
+    )
+    assert model_args.model_name_or_path == DEFAULT_RECIPE["model_name_or_path"]
+    assert training_args.max_steps == 3 and training_args.egsw_temperature == "auto"
+    assert training_args.learning_rate == DEFAULT_RECIPE["learning_rate"]
+    assert script_args.task == "procedural"
