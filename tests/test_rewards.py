@@ -191,3 +191,21 @@ def test_unparseable_reference_is_unscorable() -> None:
     with pytest.raises(ValueError, match="cannot be parsed"):
         score_locally("\\boxed{1}", "\\text{}")
     assert score_completions(["\\boxed{1}"], ["\\text{}"]) == [Score(None, None)]
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("<think>\n3 + 4 = 7\n</think>\nThe answer is \\boxed{7}.", 1.0),
+        ("The answer is \\boxed{7}.", 0.0),  # no reasoning block
+        ("<think>a</think><think>b</think> \\boxed{7}", 0.0),  # two blocks
+        ("<think>3 + 4 = 7</think> so 7", 0.0),  # no boxed answer
+        ("<think>\\boxed{7}</think> done", 0.0),  # the answer inside the reasoning
+        ("<think>x</think> \\boxed{6} or \\boxed{7}", 0.0),  # two answers
+    ],
+)
+def test_think_format_reward(completion: str, expected: float) -> None:
+    from egsw.rewards import think_format_reward
+
+    assert think_format_reward([completion]) == [expected]
+    assert think_format_reward([[{"role": "assistant", "content": completion}]]) == [expected]

@@ -345,7 +345,24 @@ def format_reward(completions: list[Any], **_: Any) -> list[float]:
     return rewards
 
 
-REWARD_FUNCTIONS: dict[str, RewardFunc] = {"accuracy": accuracy_reward, "format": format_reward}
+# open-r1's "<think>" format: the reasoning in one <think>...</think> block at the start, then the
+# boxed answer after it (the answer form the accuracy reward reads).
+_THINK_THEN_ANSWER = re.compile(r"^\s*<think>(?:(?!</?think>).)+</think>(?:(?!</?think>).)*\\boxed\s*\{", re.DOTALL)
+
+
+def think_format_reward(completions: list[Any], **_: Any) -> list[float]:
+    """1.0 for ``<think>reasoning</think>`` followed by exactly one non-empty ``\\boxed{}``, else 0.0."""
+    return [
+        1.0 if _THINK_THEN_ANSWER.match(completion_text(c)) and format_reward([c])[0] == 1.0 else 0.0
+        for c in completions
+    ]
+
+
+REWARD_FUNCTIONS: dict[str, RewardFunc] = {
+    "accuracy": accuracy_reward,
+    "format": format_reward,
+    "think_format": think_format_reward,
+}
 
 
 def _is_unscorable(value: Any) -> bool:  # noqa: ANN401 - whatever a reward function returned
