@@ -108,7 +108,7 @@ def test_paper_recipes_differ_only_where_they_should(folder: str) -> None:
         assert recipe["model_name_or_path"] == PAPER_MODELS[folder]
         assert recipe["system_prompt"] == MATH_SYSTEM_PROMPT and recipe["task"] == "math-lighteval"
         assert (recipe["bf16"], recipe["gradient_checkpointing"], recipe["use_vllm"]) == (True, True, True)
-        assert recipe["reward_funcs"] == ["accuracy", "format"]
+        assert recipe["reward_funcs"] == ["accuracy", "think_format"]
     other = next(name for name in PAPER_MODELS if name != folder)
     for name, recipe in recipes.items():
         twin = load(CONFIGS / other / f"{name}.yaml")

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ANSWER_KINDS = ("math", "choice")
@@ -192,8 +193,11 @@ def _worker_main() -> None:
     import logging
 
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    import math_verify  # noqa: F401 - imported before "ready" so start-up is not billed to a completion
-
+    # One answer of each kind before "ready": the LaTeX grammar and sympy's parsers load on first
+    # use (about a second), which must not be billed to the first real completion's time limit.
+    score_locally("so \\boxed{\\frac{1}{2}}", "0.5", "math")
+    score_locally("The answer is 3.", "3", "math")
+    score_locally("Answer: B", "B", "choice")
     print(json.dumps("ready"), flush=True)
     for line in sys.stdin:
         completion, answer, kind = json.loads(line)
@@ -205,11 +209,29 @@ def _worker_main() -> None:
         print(json.dumps(reply), flush=True)
 
 
+# A worker that neither answers nor uses the CPU (blocked) is stopped after this many time limits.
+WALL_LIMIT_FACTOR = 10
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used (Linux ``/proc``); None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state is field 3, utime and stime fields 14 and 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 class Verifier:
-    """Scores completions in a persistent worker process, each within ``timeout_s`` seconds.
+    """Scores completions in a persistent worker process, each within ``timeout_s`` CPU seconds.
 
     A completion that runs out of time is unscorable (``correct=None``); the worker is killed and
     a fresh one started for the rest, so one pathological answer costs ``timeout_s`` and no more.
+    The limit counts the worker's CPU time (on Linux), so that whether an answer is scorable does
+    not depend on how busy the machine is; a worker blocked without using the CPU is stopped after
+    ``WALL_LIMIT_FACTOR`` limits of wall time.
     The worker is a plain ``python -m egsw.rewards`` subprocess (not multiprocessing), so it works
     from any caller, including scripts without an ``if __name__ == "__main__"`` guard.
     """
@@ -238,15 +260,28 @@ class Verifier:
             self.close()
             raise RuntimeError("the answer-verification worker did not start; check that math-verify is installed")
 
-    def _read_reply(self, timeout_s: float) -> Any:  # noqa: ANN401 - one decoded JSON value
-        """The worker's next reply line, or None when it does not come within ``timeout_s``."""
+    def _read_reply(self, timeout_s: float, cpu_limit: bool = False) -> Any:  # noqa: ANN401 - one JSON value
+        """The worker's next reply line, or None when it does not come in time.
+
+        With ``cpu_limit`` the limit is ``timeout_s`` seconds of the *worker's CPU time* (Linux), so
+        that a verdict does not depend on how loaded the machine is; a worker that hangs without
+        using the CPU is still stopped after ``WALL_LIMIT_FACTOR`` times the limit of wall time.
+        """
         assert self._process is not None and self._process.stdout is not None
-        deadline = time.monotonic() + timeout_s
+        started, cpu_start = time.monotonic(), _cpu_seconds(self._process.pid) if cpu_limit else None
+        wall_limit = timeout_s * (WALL_LIMIT_FACTOR if cpu_start is not None else 1)
         descriptor = self._process.stdout.fileno()
         while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
+            elapsed = time.monotonic() - started
+            if cpu_start is not None and elapsed >= timeout_s:
+                used = _cpu_seconds(self._process.pid)
+                if used is None or used - cpu_start >= timeout_s:
+                    return None
+            if elapsed >= wall_limit:
                 return None
+            wait = min(wall_limit - elapsed, max(timeout_s - elapsed, 0.05))
+            if not select.select([descriptor], [], [], wait)[0]:
+                continue
             chunk = os.read(descriptor, 1 << 16)
             if not chunk:  # the worker died
                 return None
@@ -283,7 +318,7 @@ class Verifier:
                 request = json.dumps([scored_text(str(completion), kind), str(answer), kind])
                 self._process.stdin.write(request.encode() + b"\n")
                 self._process.stdin.flush()
-                reply = self._read_reply(self.timeout_s)
+                reply = self._read_reply(self.timeout_s, cpu_limit=True)
                 if reply is None:
                     self.timeouts += 1
                     self.close()
