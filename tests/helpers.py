@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -51,3 +54,14 @@ def deterministic_rollout(prompts: list[str], trainer: GRPOTrainer) -> dict[str,
         length = int(torch.randint(2, 9, (1,), generator=gen))
         completion_ids.append(torch.randint(3, tokenizer.vocab_size, (length,), generator=gen).tolist())
     return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+
+
+def run_egsw(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m egsw.cli ARGS`` in a fresh process (as a user runs it), output captured as text."""
+    environment = os.environ | {"TOKENIZERS_PARALLELISM": "false"} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "egsw.cli", *args], cwd=cwd, env=environment, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 from egsw.commands import evaluate as eval_command
 from egsw.tasks import procedural
+from tests.helpers import run_egsw as egsw_process
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -25,12 +24,7 @@ def egsw_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_egsw(*args: str, cache: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    if cache is not None:
-        env["EGSW_CACHE"] = str(cache)
-    return subprocess.run(
-        [sys.executable, "-m", "egsw.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    return egsw_process(*args, env={"EGSW_CACHE": str(cache)} if cache is not None else None, timeout=timeout)
 
 
 def assert_usage_error(result: subprocess.CompletedProcess[str], command: str, *fragments: str) -> None:

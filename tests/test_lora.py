@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,7 @@ from egsw.commands.train import parse_arguments
 from egsw.experiments import peft_config_of
 from egsw.models import resolve_model
 from egsw.weights import compute_egsw_weights
-from tests.helpers import trainer_kwargs, word_variety_reward
+from tests.helpers import run_egsw, trainer_kwargs, word_variety_reward
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +68,6 @@ def test_lora_options_reach_peft() -> None:
 
 
 def test_egsw_train_with_lora_saves_the_adapter_and_the_merged_model(tmp_path: Path) -> None:
-    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
     args = [
         "--model_name_or_path", "tiny-random", "--use_peft", "--lora_r", "4", "--lora_alpha", "8",
         "--lora_target_modules", "q_proj", "v_proj", "--learning_rate", "1e-2", "--entropy_coef", "0.05",
@@ -79,10 +75,7 @@ def test_egsw_train_with_lora_saves_the_adapter_and_the_merged_model(tmp_path: P
         "--num_generations", "4", "--eval_before", "false", "--heldout_size", "4", "--eval_max_new_tokens", "4",
         "--report_to", "none", "--output_dir", "run",
     ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "egsw.cli", "train", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
+    result = run_egsw("train", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()][:2] == [1, 2]
@@ -96,9 +89,8 @@ def test_egsw_train_with_lora_saves_the_adapter_and_the_merged_model(tmp_path: P
     assert base.keys() == merged.keys()
     moved = {name for name in base if not torch.equal(base[name], merged[name])}
     assert moved and all(name.endswith(("q_proj.weight", "v_proj.weight")) for name in moved)
-    egsw_eval = subprocess.run(
-        [sys.executable, "-m", "egsw.cli", "eval", "--model", "run", "--limit", "2", "--max-new-tokens", "2",
-         "--output", "eval", "--no-progress"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    egsw_eval = run_egsw(
+        "eval", "--model", "run", "--limit", "2", "--max-new-tokens", "2", "--output", "eval", "--no-progress",
+        cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert egsw_eval.returncode == 0, egsw_eval.stderr[-2000:]

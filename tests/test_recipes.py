@@ -14,6 +14,7 @@ import yaml
 
 from egsw.cli import main as egsw_main
 from egsw.experiments import MATH_SYSTEM_PROMPT
+from tests.helpers import run_egsw
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -225,11 +226,7 @@ def test_math_lighteval_task_trains_from_a_local_copy(tmp_path: Path) -> None:
         "--num_generations", "4", "--heldout_size", "2", "--eval_max_new_tokens", "4", "--eval_after", "false",
         "--report_to", "none", "--output_dir", "run",
     ]  # fmt: skip
-    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(
-        [sys.executable, "-m", "egsw.cli", "train", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
+    result = run_egsw("train", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     evaluation = json.loads((run / "eval.json").read_text())

@@ -29,6 +29,7 @@ from egsw.checkpoints import (
 )
 from egsw.experiments import truncate_metrics
 from egsw.models import resolve_model
+from tests.helpers import run_egsw
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,7 @@ def environment() -> dict[str, str]:
 
 
 def egsw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(egsw_command(*args), cwd=cwd, env=environment(), capture_output=True, text=True, timeout=600)
+    return run_egsw("train", *args, cwd=cwd)
 
 
 def metrics(run: Path) -> list[dict]:
@@ -72,7 +73,15 @@ def assert_same_run(resumed: Path, reference: Path) -> None:
     assert expected.keys() == got.keys()
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
-    assert comparable(metrics(resumed)) == comparable(metrics(reference))
+    got_metrics, expected_metrics = comparable(metrics(resumed)), comparable(metrics(reference))
+    differences = [
+        (a.get("step"), key, a.get(key), b.get(key))
+        for a, b in zip(got_metrics, expected_metrics, strict=False)
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key) != b.get(key)
+    ]
+    assert not differences, f"(step, metric, resumed, uninterrupted): {differences[:10]}"
+    assert len(got_metrics) == len(expected_metrics)
     assert [m["step"] for m in metrics(resumed) if "loss" in m] == list(range(1, MAX_STEPS + 1))
 
 

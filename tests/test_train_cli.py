@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from egsw.recipes import DEFAULT_RECIPE
+from tests.helpers import run_egsw
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = [
@@ -23,10 +24,7 @@ FAST = [
 
 
 def egsw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(
-        [sys.executable, "-m", "egsw.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_egsw(*args, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize(

@@ -119,21 +119,33 @@ class CheckpointCompletionCallback(TrainerCallback):
 
 
 class RandomStateSnapshotCallback(TrainerCallback):
-    """Keeps the random state as it was at the end of the last optimizer step.
+    """Keeps what a step changes before it finishes, as it was at the end of the last finished step.
 
-    A Ctrl-C lands mid-step, after generation has drawn random numbers; the checkpoint written then
-    is given this snapshot, so resuming from it continues as if it had been saved on schedule.
+    A Ctrl-C lands mid-step, after generation has drawn random numbers and TRL has counted the new
+    tokens in ``state.num_input_tokens_seen``; the checkpoint written then is given this snapshot
+    (``restore``), so resuming from it continues as if it had been saved on schedule.
     """
 
     def __init__(self) -> None:
         self.snapshot: dict[str, Any] | None = None
+        self.tokens_seen: int | float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:  # noqa: ANN401
+        self._take(state)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:  # noqa: ANN401
-        self.snapshot = capture_random_state()
+        self._take(state)
 
-    def restore(self) -> None:
+    def _take(self, state: Any) -> None:  # noqa: ANN401 - a TrainerState
+        self.snapshot = capture_random_state()
+        self.tokens_seen = state.num_input_tokens_seen
+
+    def restore(self, state: Any = None) -> None:  # noqa: ANN401 - a TrainerState
+        """Put the random generators (and, given ``state``, its token count) back to the snapshot."""
         if self.snapshot is not None:
             restore_random_state(self.snapshot)
+        if state is not None and self.tokens_seen is not None:
+            state.num_input_tokens_seen = self.tokens_seen
 
 
 def capture_random_state() -> dict[str, Any]:

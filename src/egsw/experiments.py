@@ -441,7 +441,7 @@ def run_training(
         # (unless that step's checkpoint is already complete).
         done = Path(training_args.output_dir) / f"{CHECKPOINT_PREFIX}{trainer.state.global_step}"
         if not is_complete_checkpoint(done):
-            snapshot.restore()
+            snapshot.restore(trainer.state)
             trainer._save_checkpoint(trainer.model, trial=None)
             finish_checkpoint(trainer.args, trainer.state, keep)
     after = None
