@@ -59,6 +59,22 @@ class EGSWConfig(GRPOConfig):
         },
     )
 
+    entropy_advantage_beta: float = field(
+        default=0.0,
+        metadata={
+            "help": "The entropy-shaped advantage of arXiv 2506.14758, an entropy-based peer of EGSW: each token's "
+            "advantage becomes A + min(beta * H, |A| / kappa) (H detached). 0 (the default) turns it off; the paper "
+            "uses 0.4. Applied before the EGSW weights when both are on."
+        },
+    )
+    entropy_advantage_kappa: float = field(
+        default=2.0,
+        metadata={
+            "help": "Bound of the entropy-shaped advantage's bonus: at most |A| / kappa, so for kappa > 1 it never "
+            "flips the advantage's sign. The paper uses 2."
+        },
+    )
+
     def __post_init__(self) -> None:
         self._validate_egsw()
         super().__post_init__()
@@ -76,6 +92,17 @@ class EGSWConfig(GRPOConfig):
             raise ValueError(f"egsw_target_ess must be a number in (0, 1]; got {self.egsw_target_ess!r}")
         if not isinstance(self.egsw_rescale, bool):
             raise ValueError(f"egsw_rescale must be true or false; got {self.egsw_rescale!r}")
+        beta = _as_float("entropy_advantage_beta", self.entropy_advantage_beta, "a finite number >= 0")
+        if not (beta >= 0.0 and math.isfinite(beta)):
+            raise ValueError(
+                f"entropy_advantage_beta must be a finite number >= 0; got {self.entropy_advantage_beta!r}"
+            )
+        kappa = _as_float("entropy_advantage_kappa", self.entropy_advantage_kappa, "a finite number > 0")
+        if not (kappa > 0.0 and math.isfinite(kappa)):
+            raise ValueError(
+                f"entropy_advantage_kappa must be a finite number > 0; got {self.entropy_advantage_kappa!r}"
+            )
+        self.entropy_advantage_beta, self.entropy_advantage_kappa = beta, kappa
 
 
 def _as_float(name: str, value: object, allowed: str) -> float:

@@ -15,6 +15,9 @@ Where the entropy H comes from, so that it costs no extra forward pass:
     ``rollout_func``): one extra no-grad forward, with a one-time warning. Skipped when alpha == 0.
 All three give what ``GRPOTrainer._get_per_token_logps_and_entropies`` computes for the same tokens.
 
+The entropy-shaped advantage (``entropy_advantage_beta > 0``, egsw.entropy_advantage), a peer
+method, shares this plumbing: it takes the same entropies and transforms the advantages first.
+
 TRL internals overridden: ``_generate_and_score_completions``, ``_generate_single_turn`` and
 ``_get_per_token_logps_and_entropies``, each calling the original. Tested against trl 1.16.
 """
@@ -33,6 +36,7 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from egsw.config import EGSWConfig
+from egsw.entropy_advantage import entropy_shaped_advantages
 from egsw.rewards import guard_reward
 from egsw.weights import compute_egsw_weights, effective_sample_size
 
@@ -228,7 +232,9 @@ class EGSWTrainer(GRPOTrainer):
     # ---- the weighting ----------------------------------------------------------------------------
 
     def _generate_and_score_completions(self, inputs):
-        if self.args.egsw_mode == "none":
+        weighs = self.args.egsw_mode != "none"
+        shapes = self.args.entropy_advantage_beta > 0.0
+        if not (weighs or shapes):
             return super()._generate_and_score_completions(inputs)
         source = self._egsw_entropy_source()
         self._egsw_entropies = None
@@ -244,11 +250,35 @@ class EGSWTrainer(GRPOTrainer):
         if "tool_mask" in batch:
             mask = mask * batch["tool_mask"]
         entropies = _fit_columns(captured, mask) if captured is not None else None
-        if entropies is None and self.args.egsw_alpha != 0.0:
+        if entropies is None and (shapes or self.args.egsw_alpha != 0.0):
             source = "forward"
             entropies = self._egsw_extra_forward_entropies(batch)
-        batch["advantages"] = self._egsw_weigh(batch["advantages"], entropies, mask, source)
+        advantages = batch["advantages"]
+        if shapes:  # the entropy-shaped advantage (a peer method), per token: (B_l, T)
+            assert entropies is not None
+            advantages = self._entropy_shape(advantages, entropies, mask)
+        if weighs:
+            advantages = self._egsw_weigh(advantages, entropies, mask, source)
+        batch["advantages"] = advantages
         return batch
+
+    def _entropy_shape(self, advantages: torch.Tensor, entropies: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Local advantages (B_l,) or (B_l, T) -> ``A + min(beta H, |A| / kappa)``, (B_l, T); logs the bonus."""
+        shaped = entropy_shaped_advantages(
+            advantages, entropies, mask,
+            beta=self.args.entropy_advantage_beta, kappa=self.args.entropy_advantage_kappa,
+        )  # fmt: skip
+        active = mask.bool()
+        base = advantages.unsqueeze(1).expand_as(shaped) if advantages.dim() == 1 else advantages
+        bonus = (shaped - base.float())[active]
+        # Every process gathers (sum, count), so none waits on another that had no active token.
+        total, count = (
+            self.accelerator.gather(torch.stack([bonus.sum(), bonus.new_tensor(bonus.numel())])).view(-1, 2).sum(0)
+        )
+        if count > 0:
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["entropy_advantage/bonus_mean"].append((total / count).item())
+        return shaped.to(advantages.dtype)
 
     def _egsw_weigh(
         self, advantages: torch.Tensor, entropies: torch.Tensor | None, mask: torch.Tensor, source: EntropySource
