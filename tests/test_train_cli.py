@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from egsw.recipes import DEFAULT_RECIPE
+from egsw.recipes import DEFAULT_RECIPE, MODEL_RECIPES, RECIPE_FILES, TINY_ARITH_RECIPE
 from tests.helpers import run_egsw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,9 +118,22 @@ def test_ctrl_c_leaves_metrics_and_a_checkpoint(tmp_path: Path) -> None:
     assert "interrupted" in stdout
 
 
-def test_recipe_file_matches_the_built_in_default() -> None:
-    recipe = yaml.safe_load((ROOT / "configs" / "smollm2-cpu.yaml").read_text())
-    assert recipe == DEFAULT_RECIPE
+@pytest.mark.parametrize("model", sorted(MODEL_RECIPES))
+def test_recipe_files_match_the_built_in_recipes(model: str) -> None:
+    assert MODEL_RECIPES["smollm2-135m-instruct"] == DEFAULT_RECIPE
+    recipe = yaml.safe_load((ROOT / RECIPE_FILES[model]).read_text())
+    assert recipe == MODEL_RECIPES[model]
+    assert recipe["model_name_or_path"] == model
+
+
+def test_a_built_in_model_brings_its_recipe_and_options_still_override_it() -> None:
+    from egsw.commands.train import parse_arguments
+
+    _, _, training_args = parse_arguments(["--model_name_or_path", "tiny-arith", "--max_steps", "7"])
+    assert training_args.learning_rate == TINY_ARITH_RECIPE["learning_rate"] != DEFAULT_RECIPE["learning_rate"]
+    assert training_args.max_steps == 7
+    _, _, training_args = parse_arguments(["--model_name_or_path", "some-org/some-model"])
+    assert training_args.learning_rate == DEFAULT_RECIPE["learning_rate"]
 
 
 def test_recipe_file_loads_through_the_command_line_parser() -> None:

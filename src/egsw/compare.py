@@ -1,0 +1,336 @@
+"""Many ``egsw train`` runs as independent processes: plan them, reuse finished ones, run the rest.
+
+``egsw compare`` (methods x seeds) and ``egsw sweep`` (EGSW hyper-parameters x seeds) are both a
+list of ``PlannedRun``: the ``egsw train`` options of one run and the folder it writes. Each run is
+its own process, so one that fails (bad luck, out of memory, a crash) is reported and the others
+go on. A run whose folder already holds a finished run with the same options is reused, one with a
+complete checkpoint is resumed (``egsw train --resume``), anything else in its folder is replaced;
+so running the same command again continues a long comparison where it stopped. A folder that
+holds a run with *different* options is refused before anything starts.
+
+Layout of the output folder::
+
+    <method>/seed-<k>/   one egsw train output folder per run (checkpoints removed once finished)
+    logs/                one log per run: the egsw train output
+    plan.json            the command and every run's options
+    report.md, figures/, summary.json   written by egsw.comparison_report
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from egsw.checkpoints import CHECKPOINT_PREFIX, last_complete_checkpoint
+from egsw.experiments import CONFIG_FILE, EVAL_FILE, existing_run_entries
+from egsw.methods import Method
+from egsw.models import TRAIN_OUTPUT_MODEL
+
+PLAN_FILE = "plan.json"
+LOGS_DIR = "logs"
+# Options that differ between the runs of one plan by construction, or name where a run is.
+PER_RUN_OPTIONS = frozenset({"seed", "output_dir", "logging_dir", "run_name"})
+# Options a plan sets for each run itself; passing them to every run is refused.
+RESERVED_OPTIONS = frozenset({"seed", "output_dir", "overwrite", "resume", "dry_run"})
+# Options added to egsw after runs may have been made, with the value that does what egsw did before.
+ADDED_OPTION_DEFAULTS: dict[str, Any] = {"entropy_advantage_beta": 0.0, "entropy_advantage_kappa": 2.0}
+# How long Ctrl-C waits for interrupted runs to write their checkpoint.
+INTERRUPT_GRACE_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One ``egsw train`` run of a plan: ``argv`` are its options (without --resume/--overwrite)."""
+
+    label: str
+    seed: int
+    folder: Path
+    argv: tuple[str, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def log_name(self) -> str:
+        return f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', self.label)}-seed{self.seed}.log"
+
+
+@dataclass
+class RunResult:
+    """What became of a planned run: ``status`` is finished, failed or missing (not run)."""
+
+    run: PlannedRun
+    status: str
+    error: str | None = None
+    seconds: float = 0.0
+    reused: bool = False
+
+
+def option_names(argv: Sequence[str]) -> list[str]:
+    """The option names (without dashes, ``-`` read as ``_``) given in ``argv``."""
+    return [token[2:].split("=", 1)[0].replace("-", "_") for token in argv if token.startswith("--")]
+
+
+def check_common_options(argv: Sequence[str], owned: frozenset[str], owner: str) -> None:
+    """Refuse options in ``argv`` that the plan sets per run (``RESERVED_OPTIONS``) or per method (``owned``)."""
+    names = option_names(argv)
+    for name in names:
+        if name in RESERVED_OPTIONS:
+            raise ValueError(f"--{name} is set for each run by {owner}; remove it (use --seeds and --output instead)")
+        if name in owned:
+            raise ValueError(f"--{name} is set by each method of {owner}; remove it, or choose the methods that set it")
+
+
+def method_plan(
+    methods: Sequence[Method], seeds: Sequence[int], output: Path, common: Sequence[str]
+) -> list[PlannedRun]:
+    """Every method x seed, seed after seed (so a partial comparison stays balanced across methods)."""
+    return [
+        PlannedRun(
+            label=method.name,
+            seed=seed,
+            folder=output / method.name / f"seed-{seed}",
+            argv=(
+                *common,
+                *method.argv(),
+                "--seed",
+                str(seed),
+                "--output_dir",
+                str(output / method.name / f"seed-{seed}"),
+            ),
+            params=dict(method.options),
+        )
+        for seed in seeds
+        for method in methods
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run folder holds
+
+
+def expected_options(run: PlannedRun) -> dict[str, Any]:
+    """Every resolved option of ``run`` as its config.yaml will hold it; CommandError on a bad option."""
+    from egsw.commands.train import check_options, parse
+    from egsw.experiments import resolved_options
+
+    parsed = parse(list(run.argv))
+    check_options(parsed, for_dry_run=False)
+    return resolved_options(parsed.script, parsed.training, parsed.model)
+
+
+def option_differences(saved: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """``key: saved -> expected`` for each option (except per-run ones) that differs.
+
+    An option missing from ``saved`` (added to egsw after that run) counts as its
+    ``ADDED_OPTION_DEFAULTS`` value, which reproduces what egsw did before it existed.
+    """
+    keys = (set(saved) | set(expected)) - PER_RUN_OPTIONS
+    saved = {**{k: v for k, v in ADDED_OPTION_DEFAULTS.items() if k not in saved}, **saved}
+    return [
+        f"{key}: {saved.get(key)!r} -> {expected.get(key)!r}"
+        for key in sorted(keys)
+        if _comparable(saved.get(key)) != _comparable(expected.get(key))
+    ]
+
+
+def _comparable(value: Any) -> Any:  # noqa: ANN401
+    return json.loads(json.dumps(value, default=str))
+
+
+def is_finished(folder: Path) -> bool:
+    """A run that ended normally: its final model is saved and eval.json says it was not interrupted."""
+    try:
+        record = json.loads((folder / EVAL_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (folder / TRAIN_OUTPUT_MODEL).is_dir() and record.get("interrupted") is False and _evaluated(folder, record)
+
+
+def _evaluated(folder: Path, record: Mapping[str, Any]) -> bool:
+    import yaml
+
+    try:
+        config = yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return record.get("after") is not None or config.get("eval_after") is False
+
+
+def folder_state(run: PlannedRun, expected: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """``(state, differences)``: state is new, finished, resumable, incomplete or different."""
+    import yaml
+
+    if not existing_run_entries(run.folder):
+        return "new", []
+    try:
+        saved = yaml.safe_load((run.folder / CONFIG_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return "incomplete", []
+    differences = option_differences(saved, expected)
+    if differences:
+        return "different", differences
+    if is_finished(run.folder):
+        return "finished", []
+    if last_complete_checkpoint(run.folder) is not None and not (run.folder / TRAIN_OUTPUT_MODEL).exists():
+        return "resumable", []
+    return "incomplete", []
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def last_line(log: Path) -> str:
+    """The last non-empty line of a log, the one that says why a run stopped (trimmed to 300 characters)."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    # Progress bars end with carriage returns; keep the last segment.
+    text = lines[-1].split("\r")[-1] if lines else "the run printed nothing"
+    return text[:300]
+
+
+def run_command(run: PlannedRun, state: str) -> list[str]:
+    """The ``egsw train`` process for ``run``: resume a resumable folder, replace an incomplete one."""
+    extra = {"resumable": ["--resume"], "incomplete": ["--overwrite"]}.get(state, [])
+    return [sys.executable, "-m", "egsw.cli", "train", *run.argv, *extra]
+
+
+def child_environment(threads: int) -> dict[str, str]:
+    """The environment of a run: ``threads`` CPU threads, so that parallel runs do not oversubscribe the cores."""
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def remove_checkpoints(folder: Path) -> None:
+    """Checkpoints only serve --resume; a finished run does not need them (each is model + optimiser)."""
+    for path in folder.glob(f"{CHECKPOINT_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) stopped the plan; the runs in flight saved checkpoints and can be resumed."""
+
+
+def execute(
+    todo: Sequence[tuple[PlannedRun, str]],
+    logs: Path,
+    *,
+    jobs: int = 1,
+    threads: int = 1,
+    keep_checkpoints: bool = False,
+    report: Callable[[str], None] = print,
+) -> list[RunResult]:
+    """Run each ``(run, state)`` as its own ``egsw train`` process, ``jobs`` at a time.
+
+    A run that exits non-zero is a failed result with its log's last line; the others continue.
+    On Ctrl-C/SIGTERM the runs in flight are interrupted (they write a checkpoint) and Interrupted
+    is raised once they have exited.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    pending = list(todo)
+    running: list[tuple[subprocess.Popen, PlannedRun, float, Any]] = []
+    results: list[RunResult] = []
+    total, started_at = len(pending), time.monotonic()
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                run, state = pending.pop(0)
+                log = (logs / run.log_name).open("a")
+                log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(run_command(run, state))}\n")
+                log.flush()
+                process = subprocess.Popen(
+                    run_command(run, state), stdout=log, stderr=subprocess.STDOUT, env=child_environment(threads)
+                )
+                running.append((process, run, time.monotonic(), log))
+                action = {"resumable": "resuming", "incomplete": "restarting"}.get(state, "starting")
+                report(f"egsw: {action} {run.label} seed {run.seed} ({len(results) + len(running)}/{total})")
+            time.sleep(0.5)
+            for entry in list(running):
+                process, run, began, log = entry
+                if process.poll() is None:
+                    continue
+                running.remove(entry)
+                log.close()
+                result = _result_of(run, process.returncode, logs / run.log_name, time.monotonic() - began)
+                if result.status == "finished" and not keep_checkpoints:
+                    remove_checkpoints(run.folder)
+                results.append(result)
+                report(_progress_line(result, len(results), total, time.monotonic() - started_at))
+    except KeyboardInterrupt:
+        for process, *_ in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+        for process, run, _, log in running:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+            report(f"egsw: interrupted {run.label} seed {run.seed}; run the same command again to resume it")
+        raise Interrupted from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return results
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:  # noqa: ANN401
+    raise KeyboardInterrupt
+
+
+def _result_of(run: PlannedRun, returncode: int, log: Path, seconds: float) -> RunResult:
+    if returncode == 0 and is_finished(run.folder):
+        return RunResult(run, "finished", seconds=seconds)
+    why = last_line(log) if returncode != 0 else "exited 0 but left no finished run (model/ or eval.json missing)"
+    return RunResult(run, "failed", error=f"exit status {returncode}: {why}", seconds=seconds)
+
+
+def _progress_line(result: RunResult, done: int, total: int, elapsed: float) -> str:
+    run = result.run
+    minutes, seconds = divmod(int(result.seconds), 60)
+    line = f"egsw: [{done}/{total}] {run.label} seed {run.seed}: {result.status} in {minutes}m{seconds:02d}s"
+    if result.status == "finished":
+        line += _run_figures(run.folder)
+    else:
+        line += f" - {result.error}"
+    if done < total:
+        remaining = elapsed / done * (total - done)
+        line += f"; about {int(remaining // 60)} min left"
+    return line
+
+
+def _run_figures(folder: Path) -> str:
+    try:
+        after = json.loads((folder / EVAL_FILE).read_text()).get("after") or {}
+    except (OSError, json.JSONDecodeError):
+        return ""
+    return f" (held-out accuracy {100 * after['accuracy']:.1f}%)" if "accuracy" in after else ""
+
+
+def write_plan(output: Path, command: Sequence[str], runs: Sequence[PlannedRun]) -> None:
+    """``plan.json``: the command and each run's label, seed, folder and ``egsw train`` options."""
+    plan = {
+        "command": " ".join(command),
+        "runs": [
+            {"label": r.label, "seed": r.seed, "folder": str(r.folder), "argv": list(r.argv), "params": dict(r.params)}
+            for r in runs
+        ],
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    (output / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str) + "\n")
