@@ -148,3 +148,22 @@ def test_compare_on_tiny_arith_two_methods_two_seeds_few_steps(tmp_path: Path) -
     for figure in ("reward.png", "completion_length.png", "accuracy.png"):
         assert (output / "figures" / figure).stat().st_size > 1000
     print(f"tiny-arith compare, 2 methods x 2 seeds x 6 steps: {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_sweep_runs_a_grid_and_draws_heatmaps(tmp_path: Path) -> None:
+    output = tmp_path / "sweep"
+    result = run_egsw(
+        "sweep", "--model", "tiny-random", "--alphas", "0,0.5", "--temperatures", "1", "--modes", "step",
+        "--seeds", "1", "--jobs", "2", "--output", str(output), *TINY,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 runs, 0 already finished (reused), 3 to run" in result.stdout
+    for folder in ("grpo/seed-0", "step/alpha-0_P-1/seed-0", "step/alpha-0.5_P-1/seed-0"):
+        assert (output / folder / "model").is_dir(), folder
+    config = (output / "step" / "alpha-0.5_P-1" / "seed-0" / "config.yaml").read_text()
+    assert "egsw_alpha: 0.5" in config and "egsw_temperature: 1.0" in config
+    for measure in ("final_reward", "accuracy"):
+        assert (output / "figures" / f"sweep-step-{measure}.png").stat().st_size > 1000
+    assert "step a=0.5 P=1" in (output / "report.md").read_text()
