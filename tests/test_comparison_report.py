@@ -281,3 +281,23 @@ def test_sweep_report_finds_the_constructed_best_cell(tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == PNG_SIGNATURE and f"figures/sweep-step-{measure}.png" in text
     content = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert content["best"]["accuracy"]["label"] == "step a=0.1 P=1"
+
+
+def test_two_same_signed_seeds_are_not_called_a_detected_difference() -> None:
+    """The bootstrap p of two same-signed differences is ~1/B whatever their spread; the t-interval must agree."""
+    from egsw.comparison_report import PairedComparison, is_detected
+    from egsw.stats import paired_bootstrap, t_interval
+
+    differences = [0.01, 0.10]
+    boot = paired_bootstrap(differences, n_bootstrap=2000, rng_seed=0)
+    _, t_low, t_high = t_interval(differences)
+    assert boot["p_value"] < 0.01 and t_low < 0 < t_high
+
+    def comparison(t_low: float, t_high: float) -> PairedComparison:
+        return PairedComparison(
+            "egsw-step", "accuracy", 2, [0, 1], boot["mean"], boot["low"], boot["high"], boot["p_value"],
+            boot["p_value"], t_low, t_high, 2, 0,
+        )  # fmt: skip
+
+    assert not is_detected(comparison(t_low, t_high))
+    assert is_detected(comparison(0.02, 0.09))

@@ -713,6 +713,20 @@ def _status_counts(rows: Sequence[RunRow]) -> str:
 # --- Comparison: text ----------------------------------------------------------------------------
 
 
+def is_detected(comparison: PairedComparison) -> bool:
+    """A difference the report calls detected: Holm-adjusted bootstrap p < 0.05 *and* a paired t-interval without 0.
+
+    With few seeds the bootstrap alone is degenerate (two same-signed differences give p ~ 1/B
+    whatever their spread), so the wider paired t-interval must agree.
+    """
+    return (
+        _is_number(comparison.p_holm)
+        and comparison.p_holm < SIGNIFICANCE
+        and _is_number(comparison.t_low)
+        and not comparison.t_low <= 0 <= comparison.t_high
+    )
+
+
 def _measure_sentence(summary: ComparisonSummary, measure: str) -> str:
     """One conservative sentence about a measure's differences from the baseline."""
     name, baseline = MEASURES[measure], summary.baseline
@@ -728,7 +742,7 @@ def _measure_sentence(summary: ComparisonSummary, measure: str) -> str:
             text += f"; the paired t-interval {_interval(c.t_low, c.t_high, measure, True)} includes 0"
         return text + ")"
 
-    significant = [c for c in comparisons if _is_number(c.p_holm) and c.p_holm < SIGNIFICANCE]
+    significant = [c for c in comparisons if is_detected(c)]
     if significant:
         sentence = f"{name.capitalize()}: differs from `{baseline}` for " + "; ".join(map(described, significant)) + "."
         others = len(comparisons) - len(significant)
@@ -790,7 +804,8 @@ def supported_claims(summary: ComparisonSummary) -> list[str]:
         return [f"Fewer than 2 seeds of any method are paired with `{baseline}`: no difference can be assessed (n/a)."]
     sentences = [
         f"Differences are `method - {baseline}` on the same seed, with 95% paired-bootstrap intervals; "
-        f"a difference counts as detected when its Holm-adjusted p < {SIGNIFICANCE}."
+        f"a difference counts as detected when its Holm-adjusted p < {SIGNIFICANCE} and its paired t-interval "
+        "excludes 0."
     ]
     sentences += [_measure_sentence(summary, measure) for measure in MEASURES]
     sentences.append(_efficiency_sentence(summary))
