@@ -88,11 +88,13 @@ def test_train_fills_the_output_folder_and_refuses_to_overwrite_it(tmp_path: Pat
 
 
 def test_ctrl_c_leaves_metrics_and_a_checkpoint(tmp_path: Path) -> None:
+    """SIGINT saves and exits 130, even when inherited ignored (a shell's background job: `cmd &`, nohup)."""
     env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
     process = subprocess.Popen(
         [sys.executable, "-m", "egsw.cli", "train", *FAST, "--max_steps", "10000", "--eval_before", "false",
          "--save_steps", "100000", "--output_dir", "run"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.monotonic() + 240

@@ -247,6 +247,7 @@ def execute(
     results: list[RunResult] = []
     total, started_at = len(pending), time.monotonic()
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous_interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -287,6 +288,7 @@ def execute(
         raise Interrupted from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_interrupt)
     return results
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 import sys
 import time
 import warnings
@@ -559,6 +560,9 @@ def main(argv: Sequence[str]) -> int:
         return 0
     model_args, script_args, training_args = parsed.model, parsed.script, parsed.training
     examples, resume_point = validate_before_loading(model_args, script_args, training_args)
+    # A shell starts background jobs (`cmd &`, nohup, `egsw compare` run that way) with SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: SIGINT would not save a checkpoint.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from egsw.experiments import run_training
 
