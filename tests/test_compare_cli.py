@@ -35,12 +35,17 @@ TINY = [
         (["--learning_rate", "fast"], "grpo seed 0:"),
     ],
 )
-def test_bad_input_is_refused_in_one_line_before_any_run(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_refused_in_one_line_before_any_run(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from egsw.cli import main  # in-process: the same code path as the command, without a start-up per case
+
     output = tmp_path / "cmp"
     base = ["compare", "--model", "tiny-random", "--methods", "grpo,egsw-step", "--seeds", "2", "--output", str(output)]
-    result = run_egsw(*base, *args, timeout=120)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    status = main([*base, *args])
+    stderr = capsys.readouterr().err
+    assert status == 2, stderr
+    assert stderr.count("\n") == 1 and message in stderr, stderr
     assert not output.exists()  # nothing started, nothing written
 
 
