@@ -22,6 +22,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,12 +151,21 @@ def convert_bundled_smollm2(target: Path | None = None) -> Path:
     plain_model.load_state_dict(gguf_model.state_dict())
     plain_model.generation_config = gguf_model.generation_config
 
+    def write(staging: Path) -> str:
+        plain_model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        return f"converted from {gguf}\n"
+
+    return _write_complete_folder(target, write)
+
+
+def _write_complete_folder(target: Path, write: Callable[[Path], str]) -> Path:
+    """Fill ``target`` atomically: ``write(staging)`` fills a temporary sibling, which gets the marker
+    (``write``'s return value as its text) and is then renamed; an interruption leaves nothing complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        plain_model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        (staging / COMPLETE_MARKER).write_text(f"converted from {gguf}\n")
+        (staging / COMPLETE_MARKER).write_text(write(staging))
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -196,17 +206,7 @@ def build_tiny_arith(target: Path | None = None, settings: PretrainSettings | No
         from egsw.tiny_arith import PretrainSettings, describe, save_tiny_arith
 
         settings = settings or PretrainSettings()
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
-            outcome = save_tiny_arith(staging, settings)
-            (staging / COMPLETE_MARKER).write_text(describe(settings, outcome))
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    return target
+        return _write_complete_folder(target, lambda staging: describe(settings, save_tiny_arith(staging, settings)))
 
 
 def load_model_and_tokenizer(name: str, dtype: str = "float32"):  # noqa: ANN201 - transformers types
