@@ -13,7 +13,7 @@ Layout of the output folder::
     <method>/seed-<k>/   one egsw train output folder per run (checkpoints removed once finished)
     logs/                one log per run: the egsw train output
     plan.json            the command and every run's options
-    report.md, figures/, summary.json   written by egsw.comparison_report
+    report.md, figures/, summary.json   written by egsw.comparison_report (egsw.sweep_report for a sweep)
 """
 
 from __future__ import annotations

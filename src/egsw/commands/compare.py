@@ -108,7 +108,7 @@ def execute_plan(
         folder_state,
         write_plan,
     )
-    from egsw.comparison_report import RunOutcome
+    from egsw.comparison_data import RunOutcome
 
     if options.jobs < 1:
         raise CommandError(f"--jobs must be at least 1, got {options.jobs}")
@@ -177,7 +177,8 @@ def execute_plan(
 def main(argv: Sequence[str]) -> int:
     """Parse, check every run, run, report."""
     from egsw.compare import check_common_options, method_plan
-    from egsw.comparison_report import format_summary_table, summarize_comparison, write_comparison_report
+    from egsw.comparison_report import format_summary_table, write_comparison_report
+    from egsw.comparison_summary import summarize_comparison
     from egsw.methods import METHOD_OPTIONS, METHODS, parse_methods
 
     parser = plan_parser("egsw compare", "Compare training methods over seeds and write one report.")

@@ -5,7 +5,7 @@
 
 Each cell (mode, alpha, P) runs every seed; ``--grpo`` (on by default) adds plain GRPO runs with the
 same seeds as the reference. Other options pass through to every ``egsw train`` run, and finished
-runs are reused as in ``egsw compare`` (egsw.compare). The report (egsw.comparison_report) holds
+runs are reused as in ``egsw compare`` (egsw.compare). The report (egsw.sweep_report) holds
 heatmaps of the final training reward and the held-out accuracy per mode.
 """
 
@@ -65,7 +65,8 @@ def sweep_plan(
 def main(argv: Sequence[str]) -> int:
     """Parse, check every run, run the grid, write the heatmaps."""
     from egsw.compare import check_common_options
-    from egsw.comparison_report import format_sweep_table, summarize_sweep, write_sweep_report
+    from egsw.comparison_summary import summarize_sweep
+    from egsw.sweep_report import format_sweep_table, write_sweep_report
     from egsw.weights import MODES
 
     parser = plan_parser("egsw sweep", "Sweep EGSW's alpha x temperature (x mode) over seeds; heatmaps.")

@@ -1,0 +1,197 @@
+"""The sweep report of ``egsw sweep``: ``report.md``, heatmaps and ``summary.json``, and the terminal table.
+
+Per mode, a heatmap of alpha x temperature for the final training reward and the held-out accuracy;
+the best cell per measure with whether it is distinguishable from its grid neighbours and from the
+grpo reference. The numbers come from egsw.comparison_summary (:func:`summarize_sweep`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from egsw.comparison_data import (
+    MEASURES,
+    SWEEP_MEASURES,
+    Estimate,
+    RunOutcome,
+    SweepCell,
+    SweepSummary,
+    write_summary_json,
+)
+from egsw.comparison_summary import grid_value_order, summarize_sweep
+from egsw.report_format import (
+    estimate_text,
+    header_lines,
+    markdown_table,
+    pyplot,
+    runs_table,
+    status_counts,
+    text_table,
+    value_text,
+)
+
+
+def _param_text(value: Any) -> str:
+    """A grid value as shown: "0.1", "1", "auto", "-"."""
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _safe_name(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "mode"
+
+
+def _plot_heatmap(cells: Sequence[SweepCell], mode: str, measure: str, path: Path) -> Path:
+    """alpha (rows) x temperature (columns) of the mean ``measure``, annotated with the value and seeds."""
+    plt = pyplot()
+    alphas = sorted({c.alpha for c in cells}, key=grid_value_order)
+    temperatures = sorted({c.temperature for c in cells}, key=grid_value_order)
+    values = np.full((len(alphas), len(temperatures)), np.nan)
+    seeds = np.zeros(values.shape, dtype=int)
+    for c in cells:
+        estimate: Estimate = getattr(c, measure)
+        i, j = alphas.index(c.alpha), temperatures.index(c.temperature)
+        values[i, j], seeds[i, j] = estimate.mean, estimate.n
+    figure, axis = plt.subplots(figsize=(1.4 * len(temperatures) + 2.5, 1.0 * len(alphas) + 1.8), dpi=120)
+    colormap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    finite = values[np.isfinite(values)]
+    image = axis.imshow(np.ma.masked_invalid(values), cmap=colormap, aspect="auto")
+    middle = float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0
+    kind = "accuracy" if measure == "accuracy" else "final_reward"
+    for i in range(len(alphas)):
+        for j in range(len(temperatures)):
+            if math.isfinite(values[i, j]):
+                text, color = (
+                    f"{value_text(values[i, j], kind)}\nn={seeds[i, j]}",
+                    "white" if values[i, j] < middle else "black",
+                )
+            else:
+                text, color = "n/a", "black"
+            axis.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+    axis.set_xticks(range(len(temperatures)), [f"P={_param_text(t)}" for t in temperatures])
+    axis.set_yticks(range(len(alphas)), [f"alpha={_param_text(a)}" for a in alphas])
+    axis.set_xlabel("EGSW temperature P")
+    axis.set_ylabel("EGSW alpha")
+    axis.set_title(f"{mode}: mean {MEASURES[measure]}", fontsize=10)
+    figure.colorbar(image, ax=axis, label=MEASURES[measure])
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _cell_rows(summary: SweepSummary) -> list[list[str]]:
+    """Per cell, then the grpo reference: mode, alpha, P, finished/runs, final reward and accuracy estimates."""
+    cells = [*summary.cells, *([summary.reference] if summary.reference is not None else [])]
+    return [
+        [
+            "grpo (reference)" if c is summary.reference else c.mode,
+            _param_text(c.alpha),
+            _param_text(c.temperature),
+            f"{len(c.seeds)}/{c.n_runs}",
+            estimate_text(c.final_reward, "final_reward"),
+            estimate_text(c.accuracy, "accuracy"),
+        ]
+        for c in cells
+    ]
+
+
+def _sweep_markdown(summary: SweepSummary, output_dir: Path, title: str, command: str, notes: Sequence[str]) -> str:
+    """The whole sweep report."""
+    lines = header_lines(title, command, notes)
+    lines += [
+        f"{status_counts(summary.runs)}; {len(summary.cells)} grid cells over modes "
+        f"{', '.join(f'`{m}`' for m in summary.modes) or 'none'}"
+        + ("; a `grpo` reference." if summary.reference is not None else "; no `grpo` reference runs."),
+        "",
+        "## Best settings",
+        "",
+        "Best = highest mean over seeds. Distinguishable means the 95% t-intervals over seeds do not overlap "
+        "(interval-overlap check, conservative: separate intervals show a difference, overlapping ones do not "
+        "prove there is none). Neighbours are the cells one step away in alpha or P within the same mode.",
+        "",
+    ]
+    for measure in SWEEP_MEASURES:
+        best = summary.best[measure]
+        kind = "accuracy" if measure == "accuracy" else "final_reward"
+        if best is None:
+            lines += [f"- **{MEASURES[measure]}**: n/a (no cell has a value).", ""]
+            continue
+        reference = f" grpo reference: {estimate_text(best.reference, kind)}." if best.reference is not None else ""
+        lines += [
+            f"- **{MEASURES[measure]}**: `{best.label}` with {estimate_text(best.estimate, kind)} "
+            f"({best.estimate.n} seeds).{reference} {best.verdict}",
+            "",
+        ]
+    lines += ["## Heatmaps", ""]
+    for mode in summary.modes:
+        for measure in SWEEP_MEASURES:
+            name = f"sweep-{_safe_name(mode)}-{measure}.png"
+            lines += [f"![{mode} {MEASURES[measure]}](figures/{name})", ""]
+        lines += [f"*Mode `{mode}`: mean over seeds per alpha (rows) x P (columns); n = seeds in the cell.*", ""]
+    body = _cell_rows(summary)
+    if summary.base_model is not None:
+        body.append(["base model", "-", "-", "-", "-", value_text(summary.base_model.accuracy, "accuracy")])
+    lines += [
+        "## All cells",
+        "",
+        markdown_table(
+            ["mode", "alpha", "P", "seeds", "final reward [95% t-CI]", "held-out accuracy [95% t-CI]"], body
+        ),
+        "",
+        "The final training reward of a run is its mean reward over the last 20% of its logged steps.",
+        "",
+    ]
+    if summary.unplaced:
+        lines += [f"Runs without a grid position (not in the heatmaps): {', '.join(summary.unplaced)}.", ""]
+    lines += ["## Runs", "", runs_table(summary.runs, output_dir, "cell"), ""]
+    return "\n".join(lines)
+
+
+def write_sweep_report(
+    runs: Sequence[RunOutcome], output_dir: Path, *, title: str, command: str, notes: Sequence[str] = ()
+) -> Path:
+    """Write ``report.md``, ``figures/sweep-<mode>-{final_reward,accuracy}.png`` and ``summary.json``.
+
+    Returns the path of ``report.md``; failed or missing runs are listed and never stop it.
+    """
+    output_dir = Path(output_dir)
+    figures = output_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    summary = summarize_sweep(runs)
+    written = [
+        _plot_heatmap(
+            [c for c in summary.cells if c.mode == mode],
+            mode,
+            measure,
+            figures / f"sweep-{_safe_name(mode)}-{measure}.png",
+        )
+        for mode in summary.modes
+        for measure in SWEEP_MEASURES
+    ]
+    report = output_dir / "report.md"
+    report.write_text(_sweep_markdown(summary, output_dir, title, command, notes))
+    write_summary_json(output_dir, "sweep", title, command, notes, written, summary.to_dict())
+    return report
+
+
+def format_sweep_table(summary: SweepSummary) -> str:
+    """A plain-text table of the sweep's cells for the terminal, then the best cell per measure."""
+    rows = _cell_rows(summary)
+    lines = [text_table(["mode", "alpha", "P", "seeds", "final reward [95% CI]", "held-out acc [95% CI]"], rows), ""]
+    for measure in SWEEP_MEASURES:
+        best = summary.best[measure]
+        kind = "accuracy" if measure == "accuracy" else "final_reward"
+        if best is None:
+            lines.append(f"best {MEASURES[measure]}: n/a")
+        else:
+            lines.append(f"best {MEASURES[measure]}: {best.label} {estimate_text(best.estimate, kind)}. {best.verdict}")
+    return "\n".join(lines)
