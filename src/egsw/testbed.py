@@ -7,6 +7,7 @@ from a seed. ``save_random_model`` writes a folder that ``from_pretrained`` (and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
@@ -58,8 +59,16 @@ def build_random_model(architecture: str = "tiny", seed: int = 0) -> tuple[Llama
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
     tokenizer = build_word_tokenizer(int(ARCHITECTURES[architecture]["vocab_size"]))
+    return seeded_llama(ARCHITECTURES[architecture], tokenizer, seed), tokenizer
+
+
+def seeded_llama(fields: dict[str, Any], tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
+    """A float32 Llama with config ``fields``, weights drawn from ``seed``, and the tokenizer's pad/eos ids.
+
+    The end-of-sequence token doubles as beginning-of-sequence (these tokenizers have no BOS).
+    """
     config = LlamaConfig(
-        **ARCHITECTURES[architecture],
+        **fields,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
@@ -68,7 +77,7 @@ def build_random_model(architecture: str = "tiny", seed: int = 0) -> tuple[Llama
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    return model, tokenizer
+    return model
 
 
 def save_random_model(path: str | Path, architecture: str = "tiny", seed: int = 0) -> Path:

@@ -51,7 +51,7 @@ from pathlib import Path
 import torch
 from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import WordLevel
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from egsw.tasks.procedural import (
     DEFAULT_KINDS,
@@ -61,6 +61,7 @@ from egsw.tasks.procedural import (
     iter_problems,
     problem_prompt,
 )
+from egsw.testbed import seeded_llama
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 # Printable ASCII (space to tilde) and newline: every character of a procedural prompt and answer.
@@ -260,17 +261,7 @@ def encode_batch(tokenizer: PreTrainedTokenizerFast, problems: Sequence[Problem]
 
 def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCausalLM:
     """A float32 Llama of ``ARCHITECTURE`` with weights drawn from ``seed``."""
-    config = LlamaConfig(
-        **ARCHITECTURE,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model = seeded_llama({**ARCHITECTURE, "vocab_size": len(tokenizer)}, tokenizer, seed)
     model.generation_config.bos_token_id = tokenizer.eos_token_id
     return model
 
