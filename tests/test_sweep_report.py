@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from egsw.anova import blocked_two_factor_anova
 from egsw.comparison_data import RunOutcome
 from egsw.comparison_summary import summarize_sweep
-from egsw.sweep_report import format_sweep_table, write_sweep_report
+from egsw.sweep_report import format_sweep_table, sensitivity_sentence, write_sweep_report
 from tests.test_comparison_report import PNG_SIGNATURE, write_run
 
 
@@ -59,3 +61,76 @@ def test_sweep_report_finds_the_constructed_best_cell(tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == PNG_SIGNATURE and f"figures/sweep-step-{measure}.png" in text
     content = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert content["best"]["accuracy"]["label"] == "step a=0.1 P=1"
+
+
+def _noisy_grid_runs(root: Path, *, failed: tuple[float, float, int] | None = None) -> list[RunOutcome]:
+    """Mode "step", alpha {0, 0.1, 0.5} x P {0.5, 1} x 3 seeds; final reward rises with P, accuracy does not.
+
+    The "noise" is a fixed non-additive pattern, so the residual is not zero. ``failed`` = (alpha, P, seed)
+    of one run that fails.
+    """
+    runs = []
+    for i, alpha in enumerate((0.0, 0.1, 0.5)):
+        for j, temperature in enumerate((0.5, 1.0)):
+            label = f"step a={alpha:g} P={temperature:g}"
+            params = {"egsw_mode": "step", "egsw_alpha": alpha, "egsw_temperature": temperature}
+            for seed in range(3):
+                if failed == (alpha, temperature, seed):
+                    runs.append(RunOutcome(label, seed, root / "failed", "failed", "boom", params=params))
+                    continue
+                noise = 0.01 * ((7 * seed + 3 * i + 5 * j + seed * i) % 4)
+                folder = write_run(
+                    root / label.replace(" ", "_") / f"seed-{seed}",
+                    [0.0] * 5 + [0.4 + 0.2 * j + noise] * 5,
+                    accuracy=0.4 + noise,
+                )
+                runs.append(RunOutcome(label, seed, folder, "finished", params=params))
+    return runs
+
+
+def _expected_array(runs: list[RunOutcome], measure: str, seeds: list[int]) -> np.ndarray:
+    """(alpha, P, seed) of ``measure`` read back from the synthetic runs' own files."""
+    summary = summarize_sweep(runs)
+    value = {(r.params["egsw_alpha"], r.params["egsw_temperature"], r.seed): getattr(r, measure) for r in summary.runs}
+    return np.array([[[value[(a, t, s)] for s in seeds] for t in (0.5, 1.0)] for a in (0.0, 0.1, 0.5)])
+
+
+def test_sensitivity_is_the_seed_blocked_anova_of_the_grid(tmp_path: Path) -> None:
+    runs = _noisy_grid_runs(tmp_path / "runs")
+    summary = summarize_sweep(runs)
+    tests = {(t.mode, t.measure): t for t in summary.sensitivity}
+    assert set(tests) == {("step", "final_reward"), ("step", "accuracy")}
+    for measure in ("final_reward", "accuracy"):
+        test = tests[("step", measure)]
+        assert test.seeds == [0, 1, 2] and test.cells == 6 and test.residual_dof == 10 and test.note is None
+        expected = blocked_two_factor_anova(_expected_array(runs, measure, [0, 1, 2]))
+        assert {name: e.dof for name, e in test.effects.items()} == {name: e.dof for name, e in expected.items()}
+        for name, effect in expected.items():
+            assert test.effects[name].f == pytest.approx(effect.f, rel=1e-9, abs=1e-12)
+        assert test.effects["alpha"].dof == 2 and test.effects["temperature"].dof == 1  # not transposed
+    assert tests[("step", "final_reward")].effects["temperature"].p_value < 0.001
+    sentence = sensitivity_sentence(summary)
+    assert "final training reward in `step` on P (p = <0.001)" in sentence
+    assert "held-out accuracy in `step` on P" not in sentence
+
+    text = write_sweep_report(runs, tmp_path / "out", title="t", command="egsw sweep").read_text()
+    assert "## Sensitivity to alpha and P" in text and "F(1, 10) = " in text and sentence in text
+    content = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert content["sensitivity"][0]["effects"]["temperature"]["dof"] == 1
+    assert "alpha x P" in format_sweep_table(summary)
+
+
+def test_sensitivity_uses_the_seeds_every_cell_finished_and_says_when_it_cannot_run(tmp_path: Path) -> None:
+    runs = _noisy_grid_runs(tmp_path / "runs", failed=(0.1, 1.0, 2))
+    test = summarize_sweep(runs).sensitivity[0]
+    assert test.seeds == [0, 1] and test.residual_dof == 5
+    expected = blocked_two_factor_anova(_expected_array([r for r in runs if r.seed < 2], "final_reward", [0, 1]))
+    assert test.effects["cells"].f == pytest.approx(expected["cells"].f)
+
+    incomplete = [r for r in runs if r.method != "step a=0.5 P=1"]
+    test = summarize_sweep(incomplete).sensitivity[0]
+    assert test.effects == {} and test.note == "the alpha x P grid is incomplete"
+    one_seed = [r for r in runs if r.seed == 0]
+    summary = summarize_sweep(one_seed)
+    assert summary.sensitivity[0].note == "needs at least 2 cells and 2 seeds that every cell finished"
+    assert sensitivity_sentence(summary) == "No sensitivity test could be run (see the table)."

@@ -249,6 +249,23 @@ class BestCell:
 
 
 @dataclass(frozen=True)
+class Sensitivity:
+    """Whether one measure of one mode depends on alpha, P or their combination (egsw.anova), seeds as blocks.
+
+    ``effects`` maps "alpha", "temperature", "interaction" and "cells" to an ``egsw.anova.Effect``;
+    it is empty, with ``note`` saying why, when the grid is incomplete or has fewer than 2 common seeds.
+    """
+
+    mode: str
+    measure: str
+    seeds: list[int]  # the seeds every cell of the mode finished, the blocks of the test
+    cells: int
+    residual_dof: int
+    effects: dict[str, Any]
+    note: str | None
+
+
+@dataclass(frozen=True)
 class SweepSummary:
     """Everything the sweep report shows; :meth:`to_dict` is ``summary.json``."""
 
@@ -259,6 +276,7 @@ class SweepSummary:
     base_model: BaseModel | None
     runs: list[RunRow]
     unplaced: list[str]  # runs that are neither a grid cell nor the grpo reference
+    sensitivity: list[Sensitivity] = field(default_factory=list)  # per mode, then per measure
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN and infinities become None."""

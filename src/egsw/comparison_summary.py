@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from egsw.anova import blocked_two_factor_anova
 from egsw.comparison_data import (
     MEASURES,
     SIGNIFICANCE,
@@ -31,6 +32,7 @@ from egsw.comparison_data import (
     RunData,
     RunOutcome,
     RunRow,
+    Sensitivity,
     SweepCell,
     SweepSummary,
     finished_rows,
@@ -346,12 +348,39 @@ def _best_cell(cells: Sequence[SweepCell], measure: str, reference: SweepCell | 
     )
 
 
+def _sensitivity(mode: str, measure: str, grouped: dict[tuple[str, Any, Any], list[RunRow]]) -> Sensitivity:
+    """The seed-blocked ANOVA of ``measure`` over ``mode``'s alpha x temperature grid (egsw.anova)."""
+    keys = [key for key in grouped if key[0] == mode]
+    alphas = sorted({key[1] for key in keys}, key=grid_value_order)
+    temperatures = sorted({key[2] for key in keys}, key=grid_value_order)
+    values = {
+        key: {
+            row.seed: getattr(row, measure) for row in finished_rows(grouped[key]) if is_number(getattr(row, measure))
+        }
+        for key in keys
+    }
+    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in values.values())))
+
+    def untested(note: str) -> Sensitivity:
+        return Sensitivity(mode, measure, seeds, len(keys), 0, {}, note)
+
+    if len(keys) < len(alphas) * len(temperatures):
+        return untested("the alpha x P grid is incomplete")
+    if len(keys) < 2 or len(seeds) < 2:
+        return untested("needs at least 2 cells and 2 seeds that every cell finished")
+    array = np.array([[[values[(mode, a, t)][s] for s in seeds] for t in temperatures] for a in alphas])
+    return Sensitivity(
+        mode, measure, seeds, len(keys), (len(keys) - 1) * (len(seeds) - 1), blocked_two_factor_anova(array), None
+    )
+
+
 def summarize_sweep(runs: Sequence[RunOutcome]) -> SweepSummary:
     """Per (mode, alpha, temperature) cell: final training reward and held-out accuracy over seeds.
 
     Cells come from the runs' ``params`` (``egsw_mode``, ``egsw_alpha``, ``egsw_temperature``); runs
     of method "grpo" without an EGSW mode form the reference. The label of a cell is the method of
-    its first run.
+    its first run. ``sensitivity`` tests, per mode and measure, whether alpha, P or their combination
+    matter beyond seed noise (:func:`egsw.anova.blocked_two_factor_anova`, seeds as blocks).
     """
     rows = [_run_row(o, d, e, math.nan, 1) for o, d, e in load_runs(runs)]
     keys = [_cell_key(outcome) for outcome in runs]
@@ -377,4 +406,5 @@ def summarize_sweep(runs: Sequence[RunOutcome]) -> SweepSummary:
         base_model=read_base_model(runs),
         runs=rows,
         unplaced=unplaced,
+        sensitivity=[_sensitivity(mode, measure, grouped) for mode in modes for measure in SWEEP_MEASURES],
     )
