@@ -6,7 +6,8 @@
 Each cell (mode, alpha, P) runs every seed; ``--grpo`` (on by default) adds plain GRPO runs with the
 same seeds as the reference. Other options pass through to every ``egsw train`` run, and finished
 runs are reused as in ``egsw compare`` (egsw.compare). The report (egsw.sweep_report) holds
-heatmaps of the final training reward and the held-out accuracy per mode.
+heatmaps of the final training reward and the held-out accuracy per mode, and a seed-blocked
+two-way ANOVA (egsw.anova) that says whether alpha, P or their combination matter beyond seed noise.
 """
 
 from __future__ import annotations
