@@ -51,7 +51,7 @@ compare-smollm2: model
 	$(VENV)/bin/egsw compare --model smollm2-135m-instruct --methods grpo,egsw-step,egsw-trajectory --seeds 3 --output runs/compare-smollm2
 
 sweep-tiny: testbed
-	$(VENV)/bin/egsw sweep --model tiny-arith --alphas 0,0.1,0.5 --temperatures 0.5,1,2 --modes step,trajectory --seeds 3 --jobs 2 --output runs/sweep-tiny-arith
+	$(VENV)/bin/egsw sweep --model tiny-arith --alphas 0,0.1,0.5,2,5 --temperatures 0.5,1,2 --modes step,trajectory --seeds 3 --jobs 2 --output runs/sweep-tiny-arith
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from egsw.anova import blocked_two_factor_anova
-from egsw.comparison_data import RunOutcome
+from egsw.anova import Effect, blocked_two_factor_anova
+from egsw.comparison_data import RunOutcome, SweepSummary
 from egsw.comparison_summary import summarize_sweep
 from egsw.sweep_report import format_sweep_table, sensitivity_sentence, write_sweep_report
 from tests.test_comparison_report import PNG_SIGNATURE, write_run
@@ -110,7 +111,8 @@ def test_sensitivity_is_the_seed_blocked_anova_of_the_grid(tmp_path: Path) -> No
         assert test.effects["alpha"].dof == 2 and test.effects["temperature"].dof == 1  # not transposed
     assert tests[("step", "final_reward")].effects["temperature"].p_value < 0.001
     sentence = sensitivity_sentence(summary)
-    assert "final training reward in `step` on P (p = <0.001)" in sentence
+    assert sentence.startswith("Dependence detected after Holm's correction over the 8 tests:")
+    assert "final training reward in `step` on P (p_Holm = <0.001)" in sentence
     assert "held-out accuracy in `step` on P" not in sentence
 
     text = write_sweep_report(runs, tmp_path / "out", title="t", command="egsw sweep").read_text()
@@ -134,3 +136,21 @@ def test_sensitivity_uses_the_seeds_every_cell_finished_and_says_when_it_cannot_
     summary = summarize_sweep(one_seed)
     assert summary.sensitivity[0].note == "needs at least 2 cells and 2 seeds that every cell finished"
     assert sensitivity_sentence(summary) == "No sensitivity test could be run (see the table)."
+
+
+def test_sensitivity_sentence_separates_corrected_findings_from_leads(tmp_path: Path) -> None:
+    summary = summarize_sweep(_noisy_grid_runs(tmp_path / "runs"))
+
+    def with_p(values: dict[str, float]) -> SweepSummary:
+        tests = [
+            replace(t, effects={name: Effect(name, 1.0, 2, 1.0, values.get(name, 0.9)) for name in t.effects})
+            for t in summary.sensitivity
+        ]
+        return replace(summary, sensitivity=tests)
+
+    lead = sensitivity_sentence(with_p({"temperature": 0.03}))
+    assert lead.startswith("Below p = 0.05 for that test alone: final training reward in `step` on P (p = 0.030)")
+    assert "after Holm's correction over the 8 tests none remains (smallest adjusted p = 0.240)" in lead
+    anywhere = sensitivity_sentence(with_p({"cells": 0.001}))
+    assert anywhere.startswith("Dependence detected") and "in `step` on any cell (p_Holm = 0.008)" in anywhere
+    assert "No measure depends detectably" in sensitivity_sentence(with_p({}))

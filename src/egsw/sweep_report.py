@@ -37,6 +37,7 @@ from egsw.report_format import (
     text_table,
     value_text,
 )
+from egsw.stats import holm_adjust
 
 
 def _param_text(value: Any) -> str:
@@ -137,25 +138,36 @@ def _seed_range(tests: Sequence[Any]) -> str:
 
 
 def sensitivity_sentence(summary: SweepSummary) -> str:
-    """What the ANOVA supports: which effects reach p < 0.05 (uncorrected), or that none does."""
-    found = [
-        f"{MEASURES[t.measure]} in `{t.mode}` on {_EFFECT_NAMES[name]} (p = {p_value_text(e.p_value)})"
-        for t in summary.sensitivity
-        for name, e in t.effects.items()
-        if name != "cells" and math.isfinite(e.p_value) and e.p_value < SIGNIFICANCE
-    ]
+    """What the ANOVA supports: the effects with p < 0.05 after Holm's correction over the table's tests.
+
+    Effects below 0.05 only before the correction are named as leads, not as detected dependence.
+    """
     tested = [t for t in summary.sensitivity if t.effects]
     if not tested:
         return "No sensitivity test could be run (see the table)."
-    if not found:
+    tests = [(t, name, e.p_value) for t in tested for name, e in t.effects.items() if math.isfinite(e.p_value)]
+    adjusted = holm_adjust([p for *_, p in tests])
+
+    def named(found: Sequence[tuple[Any, str, float]], label: str) -> str:
+        return "; ".join(
+            f"{MEASURES[t.measure]} in `{t.mode}` on {_EFFECT_NAMES[name]} ({label} {p_value_text(p)})"
+            for t, name, p in found
+        )
+
+    raw = [(t, name, p) for t, name, p in tests if p < SIGNIFICANCE]
+    holm = [(t, name, q) for (t, name, _), q in zip(tests, adjusted, strict=True) if q < SIGNIFICANCE]
+    if holm:
+        return f"Dependence detected after Holm's correction over the {len(tests)} tests: {named(holm, 'p_Holm =')}."
+    if raw:
         return (
-            f"No measure depends detectably on alpha, P or their combination at {_seed_range(tested)} seeds per "
-            f"cell (every p >= {SIGNIFICANCE:g}); within this grid the choice of alpha and P is not "
-            "distinguishable from seed noise."
+            f"Below p = {SIGNIFICANCE:g} for that test alone: {named(raw, 'p =')}; after Holm's correction over the "
+            f"{len(tests)} tests none remains (smallest adjusted p = {p_value_text(min(adjusted))}): leads for more "
+            "seeds, not detected dependence."
         )
     return (
-        "Dependence detected (p < 0.05 for that test alone, not corrected for the "
-        f"{sum(len(t.effects) - 1 for t in tested)} tests in the table): " + "; ".join(found) + "."
+        f"No measure depends detectably on alpha, P or their combination at {_seed_range(tested)} seeds per "
+        f"cell (every p >= {SIGNIFICANCE:g}); within this grid the choice of alpha and P is not "
+        "distinguishable from seed noise."
     )
 
 
