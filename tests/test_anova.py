@@ -80,6 +80,18 @@ def test_f_survival_is_squared_t_and_has_its_limits() -> None:
     assert math.isnan(f_survival(math.nan, 2, 5))
 
 
+def test_two_cells_on_the_same_seeds_is_the_paired_t_test() -> None:
+    # One alpha, two P: the README reads a two-cell confirmation sweep this way.
+    y = np.random.default_rng(5).normal(size=(1, 2, 10)) + np.array([0.0, 0.4])[None, :, None]
+    differences = y[0, 1] - y[0, 0]
+    t = differences.mean() / (differences.std(ddof=1) / math.sqrt(differences.size))
+    effects = blocked_two_factor_anova(y)
+    assert set(effects) == {"temperature", "cells"}
+    assert effects["temperature"].dof == 1
+    assert effects["temperature"].f == pytest.approx(t * t, rel=1e-9)
+    assert effects["temperature"].p_value == pytest.approx(2 * (1 - student_t_cdf(abs(t), 9)), rel=1e-9)
+
+
 def test_seed_offsets_do_not_change_anything_and_scaling_keeps_f() -> None:
     y = np.random.default_rng(3).normal(size=(3, 3, 3))
     base = blocked_two_factor_anova(y)

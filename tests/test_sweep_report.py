@@ -12,7 +12,7 @@ import pytest
 from egsw.anova import Effect, blocked_two_factor_anova
 from egsw.comparison_data import RunOutcome, SweepSummary
 from egsw.comparison_summary import summarize_sweep
-from egsw.sweep_report import format_sweep_table, sensitivity_sentence, write_sweep_report
+from egsw.sweep_report import format_sweep_table, sensitivity_sentence, versus_reference_sentence, write_sweep_report
 from tests.test_comparison_report import PNG_SIGNATURE, write_run
 
 
@@ -112,7 +112,7 @@ def test_sensitivity_is_the_seed_blocked_anova_of_the_grid(tmp_path: Path) -> No
     assert tests[("step", "final_reward")].effects["temperature"].p_value < 0.001
     sentence = sensitivity_sentence(summary)
     assert sentence.startswith("Dependence detected after Holm's correction over the 8 tests:")
-    assert "final training reward in `step` on P (p_Holm = <0.001)" in sentence
+    assert "final training reward in `step` on P (p_Holm < 0.001)" in sentence
     assert "held-out accuracy in `step` on P" not in sentence
 
     text = write_sweep_report(runs, tmp_path / "out", title="t", command="egsw sweep").read_text()
@@ -154,3 +154,29 @@ def test_sensitivity_sentence_separates_corrected_findings_from_leads(tmp_path: 
     anywhere = sensitivity_sentence(with_p({"cells": 0.001}))
     assert anywhere.startswith("Dependence detected") and "in `step` on any cell (p_Holm = 0.008)" in anywhere
     assert "No measure depends detectably" in sensitivity_sentence(with_p({}))
+
+
+def test_each_cell_is_paired_with_grpo_on_their_common_seeds(tmp_path: Path) -> None:
+    runs = _sweep_runs(tmp_path / "runs")
+    summary = summarize_sweep(runs)
+    best = next(c for c in summary.cells if c.label == "step a=0.1 P=1")
+    reward = best.versus_reference["final_reward"]
+    # seed s: (0.8 + 0.02 s + 0.01) - (0.3 + 0.01 s) = 0.51 + 0.01 s; the failed seed-2 run has no pair
+    assert reward.seeds == [0, 1] and reward.mean == pytest.approx(0.515)
+    half = 12.7062047 * (0.01 / np.sqrt(2)) / np.sqrt(2)  # t_{0.975, 1} * sd / sqrt(n)
+    assert (reward.t_low, reward.t_high) == pytest.approx((0.515 - half, 0.515 + half), rel=1e-6)
+    assert best.versus_reference["accuracy"].mean == pytest.approx(0.255)
+    assert all(
+        c.versus_reference["final_reward"].p_holm >= c.versus_reference["final_reward"].p_value for c in summary.cells
+    )
+    sentence = versus_reference_sentence(summary)
+    assert "final training reward: above grpo: `step a=0 P=0.5`" in sentence and "below grpo" not in sentence
+
+    text = write_sweep_report(runs, tmp_path / "out", title="t", command="egsw sweep").read_text()
+    assert "reward - grpo [paired t-CI]" in text and sentence in text
+    content = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert content["cells"][3]["versus_reference"]["accuracy"]["mean"] == pytest.approx(0.255)
+
+    no_grpo = summarize_sweep([r for r in runs if r.method != "grpo"])
+    assert all(c.versus_reference == {} for c in no_grpo.cells)
+    assert versus_reference_sentence(no_grpo) == "No `grpo` runs: no cell is compared with GRPO."

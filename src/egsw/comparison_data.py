@@ -221,6 +221,8 @@ class SweepCell:
     final_reward: Estimate
     accuracy: Estimate
     mean_length: Estimate
+    # per measure in SWEEP_MEASURES: this cell - grpo on their common seeds (empty without grpo runs)
+    versus_reference: dict[str, PairedComparison] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -374,13 +374,29 @@ def _sensitivity(mode: str, measure: str, grouped: dict[tuple[str, Any, Any], li
     )
 
 
-def summarize_sweep(runs: Sequence[RunOutcome]) -> SweepSummary:
+def _versus_reference(
+    cells: Sequence[tuple[str, Sequence[RunRow]]], reference_rows: Sequence[RunRow], n_bootstrap: int, rng_seed: int
+) -> list[dict[str, PairedComparison]]:
+    """Per (label, rows) cell and measure, ``cell - grpo`` paired by seed; Holm-adjusted over the cells."""
+    if not finished_rows(reference_rows):
+        return [{} for _ in cells]
+    versus: list[dict[str, PairedComparison]] = [{} for _ in cells]
+    for measure in SWEEP_MEASURES:
+        found = [_paired(label, measure, rows, reference_rows, n_bootstrap, rng_seed) for label, rows in cells]
+        adjusted = holm_adjust([c.p_value for c in found])
+        for by_measure, comparison, p_holm in zip(versus, found, adjusted, strict=True):
+            by_measure[measure] = replace(comparison, p_holm=p_holm)
+    return versus
+
+
+def summarize_sweep(runs: Sequence[RunOutcome], *, n_bootstrap: int = 10_000, rng_seed: int = 0) -> SweepSummary:
     """Per (mode, alpha, temperature) cell: final training reward and held-out accuracy over seeds.
 
     Cells come from the runs' ``params`` (``egsw_mode``, ``egsw_alpha``, ``egsw_temperature``); runs
     of method "grpo" without an EGSW mode form the reference. The label of a cell is the method of
     its first run. ``sensitivity`` tests, per mode and measure, whether alpha, P or their combination
-    matter beyond seed noise (:func:`egsw.anova.blocked_two_factor_anova`, seeds as blocks).
+    matter beyond seed noise (:func:`egsw.anova.blocked_two_factor_anova`, seeds as blocks). Each
+    cell's ``versus_reference`` is its paired difference from grpo on the seeds both finished.
     """
     rows = [_run_row(o, d, e, math.nan, 1) for o, d, e in load_runs(runs)]
     keys = [_cell_key(outcome) for outcome in runs]
@@ -392,9 +408,13 @@ def summarize_sweep(runs: Sequence[RunOutcome]) -> SweepSummary:
             grouped.setdefault(key, []).append(row)
             labels.setdefault(key, outcome.method)
     order = sorted(grouped, key=lambda k: (modes.index(k[0]), grid_value_order(k[1]), grid_value_order(k[2])))
-    cells = [_sweep_cell(labels[key], key, grouped[key]) for key in order]
     reference_rows = [row for outcome, row in zip(runs, rows, strict=True) if _is_reference(outcome)]
     reference = _sweep_cell("grpo", ("none", None, None), reference_rows) if reference_rows else None
+    versus = _versus_reference([(labels[key], grouped[key]) for key in order], reference_rows, n_bootstrap, rng_seed)
+    cells = [
+        replace(_sweep_cell(labels[key], key, grouped[key]), versus_reference=paired)
+        for key, paired in zip(order, versus, strict=True)
+    ]
     unplaced = [
         f"{o.method} seed {o.seed}" for o, key in zip(runs, keys, strict=True) if key is None and not _is_reference(o)
     ]

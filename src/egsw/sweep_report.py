@@ -27,9 +27,12 @@ from egsw.comparison_data import (
 )
 from egsw.comparison_summary import grid_value_order, summarize_sweep
 from egsw.report_format import (
+    difference_text,
     estimate_text,
     header_lines,
+    interval_text,
     markdown_table,
+    p_value_phrase,
     p_value_text,
     pyplot,
     runs_table,
@@ -107,6 +110,43 @@ def _cell_rows(summary: SweepSummary) -> list[list[str]]:
     ]
 
 
+def _versus_text(cell: SweepCell, measure: str) -> str:
+    """``+0.029 [-0.010, +0.068]``: the cell minus grpo, mean and paired t-interval over common seeds."""
+    paired = cell.versus_reference.get(measure)
+    if paired is None or paired.n == 0:
+        return "-"
+    return f"{difference_text(paired.mean, measure)} {interval_text(paired.t_low, paired.t_high, measure, True)}"
+
+
+def versus_reference_sentence(summary: SweepSummary) -> str:
+    """Which cells' paired t-interval against grpo lies wholly above or below 0, per measure."""
+    if summary.reference is None:
+        return "No `grpo` runs: no cell is compared with GRPO."
+    parts = []
+    for measure in SWEEP_MEASURES:
+        above = [c.label for c in summary.cells if _t_side(c, measure) > 0]
+        below = [c.label for c in summary.cells if _t_side(c, measure) < 0]
+        named = [
+            f"above grpo: {', '.join(f'`{label}`' for label in above)}" if above else "",
+            f"below grpo: {', '.join(f'`{label}`' for label in below)}" if below else "",
+        ]
+        found = "; ".join(text for text in named if text) or "no cell's interval excludes 0"
+        parts.append(f"{MEASURES[measure]}: {found}")
+    return (
+        "Paired 95% t-intervals of cell - grpo over common seeds, uncorrected for the number of cells ("
+        + "; ".join(parts)
+        + ")."
+    )
+
+
+def _t_side(cell: SweepCell, measure: str) -> int:
+    """+1 / -1 when the cell's paired t-interval against grpo lies wholly above / below 0, else 0."""
+    paired = cell.versus_reference.get(measure)
+    if paired is None or not (math.isfinite(paired.t_low) and math.isfinite(paired.t_high)):
+        return 0
+    return 1 if paired.t_low > 0 else -1 if paired.t_high < 0 else 0
+
+
 _EFFECT_NAMES = {"alpha": "alpha", "temperature": "P", "interaction": "alpha x P", "cells": "any cell"}
 
 
@@ -114,7 +154,7 @@ def _effect_text(effect: Any, residual_dof: int) -> str:
     """``F(2, 16) = 0.84, p = 0.45`` for an ``egsw.anova.Effect`` tested on ``residual_dof``."""
     if not math.isfinite(effect.f):
         return f"F({effect.dof}, {residual_dof}) n/a"
-    return f"F({effect.dof}, {residual_dof}) = {effect.f:.2f}, p = {p_value_text(effect.p_value)}"
+    return f"F({effect.dof}, {residual_dof}) = {effect.f:.2f}, {p_value_phrase(effect.p_value)}"
 
 
 def _sensitivity_rows(summary: SweepSummary) -> list[list[str]]:
@@ -150,17 +190,17 @@ def sensitivity_sentence(summary: SweepSummary) -> str:
 
     def named(found: Sequence[tuple[Any, str, float]], label: str) -> str:
         return "; ".join(
-            f"{MEASURES[t.measure]} in `{t.mode}` on {_EFFECT_NAMES[name]} ({label} {p_value_text(p)})"
+            f"{MEASURES[t.measure]} in `{t.mode}` on {_EFFECT_NAMES[name]} ({p_value_phrase(p).replace('p', label, 1)})"
             for t, name, p in found
         )
 
     raw = [(t, name, p) for t, name, p in tests if p < SIGNIFICANCE]
     holm = [(t, name, q) for (t, name, _), q in zip(tests, adjusted, strict=True) if q < SIGNIFICANCE]
     if holm:
-        return f"Dependence detected after Holm's correction over the {len(tests)} tests: {named(holm, 'p_Holm =')}."
+        return f"Dependence detected after Holm's correction over the {len(tests)} tests: {named(holm, 'p_Holm')}."
     if raw:
         return (
-            f"Below p = {SIGNIFICANCE:g} for that test alone: {named(raw, 'p =')}; after Holm's correction over the "
+            f"Below p = {SIGNIFICANCE:g} for that test alone: {named(raw, 'p')}; after Holm's correction over the "
             f"{len(tests)} tests none remains (smallest adjusted p = {p_value_text(min(adjusted))}): leads for more "
             "seeds, not detected dependence."
         )
@@ -218,17 +258,22 @@ def _sweep_markdown(summary: SweepSummary, output_dir: Path, title: str, command
             name = f"sweep-{_safe_name(mode)}-{measure}.png"
             lines += [f"![{mode} {MEASURES[measure]}](figures/{name})", ""]
         lines += [f"*Mode `{mode}`: mean over seeds per alpha (rows) x P (columns); n = seeds in the cell.*", ""]
-    body = _cell_rows(summary)
+    cells = [*summary.cells, *([summary.reference] if summary.reference is not None else [])]
+    body = [
+        [*row, *(_versus_text(cell, measure) for measure in SWEEP_MEASURES)]
+        for row, cell in zip(_cell_rows(summary), cells, strict=True)
+    ]
     if summary.base_model is not None:
-        body.append(["base model", "-", "-", "-", "-", value_text(summary.base_model.accuracy, "accuracy")])
+        body.append(["base model", "-", "-", "-", "-", value_text(summary.base_model.accuracy, "accuracy"), "-", "-"])
+    header = ["mode", "alpha", "P", "seeds", "final reward [95% t-CI]", "held-out accuracy [95% t-CI]"]
+    header += ["reward - grpo [paired t-CI]", "accuracy - grpo [paired t-CI]"]
     lines += [
         "## All cells",
         "",
-        markdown_table(
-            ["mode", "alpha", "P", "seeds", "final reward [95% t-CI]", "held-out accuracy [95% t-CI]"], body
-        ),
+        markdown_table(header, body),
         "",
-        "The final training reward of a run is its mean reward over the last 20% of its logged steps.",
+        "The final training reward of a run is its mean reward over the last 20% of its logged steps. "
+        + versus_reference_sentence(summary),
         "",
     ]
     if summary.unplaced:
