@@ -154,6 +154,19 @@ def _paired(
     )
 
 
+def _paired_with_holm(
+    groups: Sequence[tuple[str, Sequence[RunRow]]],
+    measure: str,
+    baseline_rows: Sequence[RunRow],
+    n_bootstrap: int,
+    rng_seed: int,
+) -> list[PairedComparison]:
+    """Each (label, rows) group minus the baseline on ``measure``, Holm-adjusted over the groups."""
+    found = [_paired(label, measure, rows, baseline_rows, n_bootstrap, rng_seed) for label, rows in groups]
+    adjusted = holm_adjust([c.p_value for c in found])
+    return [replace(c, p_holm=p) for c, p in zip(found, adjusted, strict=True)]
+
+
 def summarize_comparison(
     runs: Sequence[RunOutcome],
     baseline: str = "grpo",
@@ -187,13 +200,8 @@ def summarize_comparison(
     paired: dict[str, list[PairedComparison]] = {}
     if present:
         for measure in MEASURES:
-            found = [
-                _paired(m, measure, rows_by_method[m], baseline_rows, n_bootstrap, rng_seed)
-                for m in methods
-                if m != baseline
-            ]
-            adjusted = holm_adjust([c.p_value for c in found])
-            paired[measure] = [replace(c, p_holm=p) for c, p in zip(found, adjusted, strict=True)]
+            groups = [(m, rows_by_method[m]) for m in methods if m != baseline]
+            paired[measure] = _paired_with_holm(groups, measure, baseline_rows, n_bootstrap, rng_seed)
     curves = {name: {m: _curve_band(data_by_method[m], name, smoothing_window) for m in methods} for name in CURVES}
     return ComparisonSummary(
         baseline=baseline,
@@ -380,13 +388,8 @@ def _versus_reference(
     """Per (label, rows) cell and measure, ``cell - grpo`` paired by seed; Holm-adjusted over the cells."""
     if not finished_rows(reference_rows):
         return [{} for _ in cells]
-    versus: list[dict[str, PairedComparison]] = [{} for _ in cells]
-    for measure in SWEEP_MEASURES:
-        found = [_paired(label, measure, rows, reference_rows, n_bootstrap, rng_seed) for label, rows in cells]
-        adjusted = holm_adjust([c.p_value for c in found])
-        for by_measure, comparison, p_holm in zip(versus, found, adjusted, strict=True):
-            by_measure[measure] = replace(comparison, p_holm=p_holm)
-    return versus
+    by_measure = {m: _paired_with_holm(cells, m, reference_rows, n_bootstrap, rng_seed) for m in SWEEP_MEASURES}
+    return [{m: by_measure[m][i] for m in SWEEP_MEASURES} for i in range(len(cells))]
 
 
 def summarize_sweep(runs: Sequence[RunOutcome], *, n_bootstrap: int = 10_000, rng_seed: int = 0) -> SweepSummary:

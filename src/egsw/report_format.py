@@ -64,10 +64,10 @@ def p_value_text(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def p_value_phrase(value: float) -> str:
-    """A p-value in a sentence: "p = 0.034", "p < 0.001", "p n/a"."""
+def p_value_phrase(value: float, name: str = "p") -> str:
+    """A p-value in a sentence: "p = 0.034", "p < 0.001", "p n/a" (``name`` in place of "p", e.g. "p_Holm")."""
     text = p_value_text(value)
-    return "p " + text if text == "n/a" else ("p < 0.001" if text == "<0.001" else f"p = {text}")
+    return f"{name} {text}" if text == "n/a" else (f"{name} < 0.001" if text == "<0.001" else f"{name} = {text}")
 
 
 def _duration(seconds: float) -> str:

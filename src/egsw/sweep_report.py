@@ -94,9 +94,14 @@ def _plot_heatmap(cells: Sequence[SweepCell], mode: str, measure: str, path: Pat
     return path
 
 
+def _table_cells(summary: SweepSummary) -> list[SweepCell]:
+    """The grid cells, then the grpo reference when there is one: the rows of the cell tables."""
+    return [*summary.cells, *([summary.reference] if summary.reference is not None else [])]
+
+
 def _cell_rows(summary: SweepSummary) -> list[list[str]]:
     """Per cell, then the grpo reference: mode, alpha, P, finished/runs, final reward and accuracy estimates."""
-    cells = [*summary.cells, *([summary.reference] if summary.reference is not None else [])]
+    cells = _table_cells(summary)
     return [
         [
             "grpo (reference)" if c is summary.reference else c.mode,
@@ -190,7 +195,7 @@ def sensitivity_sentence(summary: SweepSummary) -> str:
 
     def named(found: Sequence[tuple[Any, str, float]], label: str) -> str:
         return "; ".join(
-            f"{MEASURES[t.measure]} in `{t.mode}` on {_EFFECT_NAMES[name]} ({p_value_phrase(p).replace('p', label, 1)})"
+            f"{MEASURES[t.measure]} in `{t.mode}` on {_EFFECT_NAMES[name]} ({p_value_phrase(p, label)})"
             for t, name, p in found
         )
 
@@ -258,10 +263,9 @@ def _sweep_markdown(summary: SweepSummary, output_dir: Path, title: str, command
             name = f"sweep-{_safe_name(mode)}-{measure}.png"
             lines += [f"![{mode} {MEASURES[measure]}](figures/{name})", ""]
         lines += [f"*Mode `{mode}`: mean over seeds per alpha (rows) x P (columns); n = seeds in the cell.*", ""]
-    cells = [*summary.cells, *([summary.reference] if summary.reference is not None else [])]
     body = [
         [*row, *(_versus_text(cell, measure) for measure in SWEEP_MEASURES)]
-        for row, cell in zip(_cell_rows(summary), cells, strict=True)
+        for row, cell in zip(_cell_rows(summary), _table_cells(summary), strict=True)
     ]
     if summary.base_model is not None:
         body.append(["base model", "-", "-", "-", "-", value_text(summary.base_model.accuracy, "accuracy"), "-", "-"])
