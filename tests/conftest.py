@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from egsw.testbed import build_random_model
+from egsw.models.tiny_random import build_random_model
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from egsw.anova import blocked_two_factor_anova
 from egsw.stats import f_survival, student_t_cdf
+from egsw.study.anova import blocked_two_factor_anova
 
 
 def _design(shape: tuple[int, int, int], terms: set[str]) -> np.ndarray:

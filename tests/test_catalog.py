@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from egsw.rewards import CHOICE_LETTERS
 from egsw.tasks import catalog, procedural
 from egsw.tasks.catalog import CatalogError, ColumnMapping, load_eval_set, load_file, load_preset, load_procedural
+from egsw.tasks.rewards import CHOICE_LETTERS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from egsw.comparison_data import ComparisonSummary, RunOutcome, final_training_reward, load_run, steps_to_threshold
-from egsw.comparison_report import format_summary_table, write_comparison_report
-from egsw.comparison_summary import summarize_comparison
+from egsw.study.comparison_report import format_summary_table, write_comparison_report
+from egsw.study.runs_data import ComparisonSummary, RunOutcome, final_training_reward, load_run, steps_to_threshold
+from egsw.study.summary import summarize_comparison
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -227,9 +227,9 @@ def test_all_failed_runs_still_give_a_report(tmp_path: Path) -> None:
 
 def test_two_same_signed_seeds_are_not_called_a_detected_difference() -> None:
     """The bootstrap p of two same-signed differences is ~1/B whatever their spread; the t-interval must agree."""
-    from egsw.comparison_data import PairedComparison
-    from egsw.comparison_summary import is_detected
     from egsw.stats import paired_bootstrap, t_interval
+    from egsw.study.runs_data import PairedComparison
+    from egsw.study.summary import is_detected
 
     differences = [0.01, 0.10]
     boot = paired_bootstrap(differences, n_bootstrap=2000, rng_seed=0)

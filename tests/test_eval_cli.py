@@ -166,8 +166,8 @@ def test_eval_greedy_matches_evaluate_examples_as_egsw_train_calls_it(
     tmp_path: Path, egsw_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Same problems, prompts and greedy completions as ``egsw train``'s held-out evaluation."""
-    from egsw.evaluate import evaluate_examples, precision_context
     from egsw.models import load_model_and_tokenizer
+    from egsw.tasks.evaluation import evaluate_examples, precision_context
 
     monkeypatch.setenv("EGSW_CACHE", str(egsw_cache))
     output = tmp_path / "eval"
@@ -217,7 +217,7 @@ def test_eval_local_file_with_a_missing_column(tmp_path: Path, egsw_cache: Path)
 
 
 def test_eval_vllm_backend_needs_vllm(egsw_cache: Path) -> None:
-    from egsw.evaluate import vllm_available
+    from egsw.tasks.evaluation import vllm_available
 
     if vllm_available():
         pytest.skip("vllm is installed here")
@@ -244,8 +244,8 @@ def test_eval_presets_from_data_dir(tmp_path: Path, egsw_cache: Path) -> None:
 @pytest.mark.slow
 def test_eval_bundled_smollm2_matches_evaluate_examples(tmp_path: Path) -> None:
     """The real model: `egsw eval` on 8 held-out problems gives what `egsw train`'s evaluation gives."""
-    from egsw.evaluate import evaluate_examples, precision_context
     from egsw.models import load_model_and_tokenizer
+    from egsw.tasks.evaluation import evaluate_examples, precision_context
 
     output = tmp_path / "eval"
     result = run_egsw("eval", "--model", "smollm2-135m-instruct", "--limit", "8", "--output", str(output))

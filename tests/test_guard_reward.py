@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset
 
 from egsw import EGSWConfig, EGSWTrainer
-from egsw.rewards import guard_reward
+from egsw.reward_guard import guard_reward
 from tests.helpers import trainer_kwargs, word_variety_reward
 
 

@@ -11,9 +11,9 @@ from peft import LoraConfig
 from safetensors.torch import load_file
 
 from egsw import EGSWConfig, EGSWTrainer
-from egsw.commands.train import parse_arguments
-from egsw.experiments import peft_config_of
 from egsw.models import resolve_model
+from egsw.run.options import parse
+from egsw.run.training import peft_config_of
 from egsw.weights import compute_egsw_weights
 from tests.helpers import run_egsw, trainer_kwargs, word_variety_reward
 
@@ -57,14 +57,14 @@ def test_egsw_weights_are_the_same_with_and_without_lora(tiny_model_dir, prompts
 
 
 def test_lora_options_reach_peft() -> None:
-    model_args, _, _ = parse_arguments(
+    model_args = parse(
         ["--model_name_or_path", "tiny-random", "--use_peft", "--lora_r", "4", "--lora_alpha", "8",
          "--lora_dropout", "0", "--lora_target_modules", "q_proj", "v_proj"]
-    )  # fmt: skip
+    ).model  # fmt: skip
     config = peft_config_of(model_args)
     assert isinstance(config, LoraConfig)
     assert (config.r, config.lora_alpha, config.lora_dropout, set(config.target_modules)) == (4, 8, 0.0, set(TARGETS))
-    assert peft_config_of(parse_arguments(["--model_name_or_path", "tiny-random"])[0]) is None
+    assert peft_config_of(parse(["--model_name_or_path", "tiny-random"]).model) is None
 
 
 def test_egsw_train_with_lora_saves_the_adapter_and_the_merged_model(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_bundled_smollm2_converts_loads_and_trains_one_step(tmp_path: Path) -> N
 
     from datasets import Dataset
 
-    from egsw.rewards import accuracy_reward, format_reward
+    from egsw.tasks.rewards import accuracy_reward, format_reward
 
     rows = [e.to_row() for e in procedural_examples(4, "train", seed=0)]
     trainer = EGSWTrainer(

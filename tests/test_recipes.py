@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from egsw.cli import main as egsw_main
-from egsw.experiments import MATH_SYSTEM_PROMPT
+from egsw.run.task_data import MATH_SYSTEM_PROMPT
 from tests.helpers import run_egsw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,12 +238,11 @@ def test_math_lighteval_task_trains_from_a_local_copy(tmp_path: Path) -> None:
 
 
 def test_math_lighteval_prompts_carry_the_system_prompt_and_the_boxed_answer() -> None:
-    from egsw.commands.train import parse_arguments
-    from egsw.experiments import task_examples
+    from egsw.run.options import parse
+    from egsw.run.task_data import task_examples
 
-    _, script_args, training_args = parse_arguments(
-        ["--model_name_or_path", "tiny-random", "--task", "math-lighteval", "--data_dir", str(FIXTURES)]
-    )
+    parsed = parse(["--model_name_or_path", "tiny-random", "--task", "math-lighteval", "--data_dir", str(FIXTURES)])
+    script_args, training_args = parsed.script, parsed.training
     train, heldout = task_examples(script_args, training_args)
     assert len(train) == 2 and len(heldout) == 3
     assert train[0].prompt[0] == {"role": "system", "content": MATH_SYSTEM_PROMPT}

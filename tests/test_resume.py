@@ -20,15 +20,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from egsw.checkpoints import (
+from egsw.models import resolve_model
+from egsw.run.checkpoints import (
     CHECKPOINT_COMPLETE,
     finish_checkpoint,
     is_complete_checkpoint,
     last_complete_checkpoint,
     rotate_checkpoints,
 )
-from egsw.experiments import truncate_metrics
-from egsw.models import resolve_model
+from egsw.run.training import truncate_metrics
 from tests.helpers import run_egsw
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from egsw.rewards import (
+from egsw.tasks.rewards import (
     MAX_SCORED_CHARS,
     Score,
     Verifier,
@@ -205,7 +205,7 @@ def test_unparseable_reference_is_unscorable() -> None:
     ],
 )
 def test_think_format_reward(completion: str, expected: float) -> None:
-    from egsw.rewards import think_format_reward
+    from egsw.tasks.rewards import think_format_reward
 
     assert think_format_reward([completion]) == [expected]
     assert think_format_reward([[{"role": "assistant", "content": completion}]]) == [expected]

@@ -9,10 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from egsw.anova import Effect, blocked_two_factor_anova
-from egsw.comparison_data import RunOutcome, SweepSummary
-from egsw.comparison_summary import summarize_sweep
-from egsw.sweep_report import format_sweep_table, sensitivity_sentence, versus_reference_sentence, write_sweep_report
+from egsw.study.anova import Effect, blocked_two_factor_anova
+from egsw.study.runs_data import RunOutcome, SweepSummary
+from egsw.study.summary import summarize_sweep
+from egsw.study.sweep_report import (
+    format_sweep_table,
+    sensitivity_sentence,
+    versus_reference_sentence,
+    write_sweep_report,
+)
 from tests.test_comparison_report import PNG_SIGNATURE, write_run
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import egsw.tiny_arith as tiny_arith
+import egsw.models.tiny_arith as tiny_arith
 from egsw.models import (
     COMPLETE_MARKER,
     TINY_ARITH,
@@ -21,19 +21,8 @@ from egsw.models import (
     check_model_name,
     resolve_model,
 )
-from egsw.models import main as models_main
-from egsw.tasks.procedural import (
-    DEFAULT_HELDOUT_SEED,
-    DEFAULT_HELDOUT_SIZE,
-    DEFAULT_KINDS,
-    DEFAULT_LEVELS,
-    PROBLEM_KINDS,
-    generate_problems,
-    problem_prompt,
-    procedural_examples,
-    split_of,
-)
-from egsw.tiny_arith import (
+from egsw.models.__main__ import main as models_main
+from egsw.models.tiny_arith import (
     GENERATION_PROMPT,
     PretrainSettings,
     build_tokenizer,
@@ -44,6 +33,17 @@ from egsw.tiny_arith import (
     solution_steps,
     validation_problems,
     worked_solution,
+)
+from egsw.tasks.procedural import (
+    DEFAULT_HELDOUT_SEED,
+    DEFAULT_HELDOUT_SIZE,
+    DEFAULT_KINDS,
+    DEFAULT_LEVELS,
+    PROBLEM_KINDS,
+    generate_problems,
+    problem_prompt,
+    procedural_examples,
+    split_of,
 )
 
 # A build that takes seconds: a few steps on small batches, a small validation set.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from egsw.recipes import DEFAULT_RECIPE, MODEL_RECIPES, RECIPE_FILES, TINY_ARITH_RECIPE
+from egsw.run.recipes import DEFAULT_RECIPE, MODEL_RECIPES, RECIPE_FILES, TINY_ARITH_RECIPE
 from tests.helpers import run_egsw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,21 +129,22 @@ def test_recipe_files_match_the_built_in_recipes(model: str) -> None:
 
 
 def test_a_built_in_model_brings_its_recipe_and_options_still_override_it() -> None:
-    from egsw.commands.train import parse_arguments
+    from egsw.run.options import parse
 
-    _, _, training_args = parse_arguments(["--model_name_or_path", "tiny-arith", "--max_steps", "7"])
+    training_args = parse(["--model_name_or_path", "tiny-arith", "--max_steps", "7"]).training
     assert training_args.learning_rate == TINY_ARITH_RECIPE["learning_rate"] != DEFAULT_RECIPE["learning_rate"]
     assert training_args.max_steps == 7
-    _, _, training_args = parse_arguments(["--model_name_or_path", "some-org/some-model"])
+    training_args = parse(["--model_name_or_path", "some-org/some-model"]).training
     assert training_args.learning_rate == DEFAULT_RECIPE["learning_rate"]
 
 
 def test_recipe_file_loads_through_the_command_line_parser() -> None:
-    from egsw.commands.train import parse_arguments
+    from egsw.run.options import parse
 
-    model_args, script_args, training_args = parse_arguments(
+    parsed = parse(
         ["--config", str(ROOT / "configs" / "smollm2-cpu.yaml"), "--max_steps", "3", "--egsw_temperature", "auto"]
     )
+    model_args, script_args, training_args = parsed.model, parsed.script, parsed.training
     assert model_args.model_name_or_path == DEFAULT_RECIPE["model_name_or_path"]
     assert training_args.max_steps == 3 and training_args.egsw_temperature == "auto"
     assert training_args.learning_rate == DEFAULT_RECIPE["learning_rate"]

@@ -9,7 +9,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from egsw.commands import CommandError, fail
+from egsw.commands import fail
+from egsw.errors import InputError
 
 COMMANDS = {
     "train": ("egsw.commands.train", "fine-tune a model with GRPO+EGSW (default: bundled SmolLM2 on arithmetic)"),
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)
-    except CommandError as error:
+    except InputError as error:
         return fail(f"egsw {name}", str(error))
 
 

@@ -37,7 +37,7 @@ from trl.models.utils import disable_gradient_checkpointing
 
 from egsw.config import EGSWConfig
 from egsw.entropy_advantage import entropy_shaped_advantages
-from egsw.rewards import guard_reward
+from egsw.reward_guard import guard_reward
 from egsw.weights import compute_egsw_weights, effective_sample_size
 
 logger = logging.get_logger(__name__)
@@ -139,7 +139,7 @@ class EGSWTrainer(GRPOTrainer):
 
     ``args`` must be an :class:`EGSWConfig` (or None for its defaults). With ``egsw_mode="none"``
     it is GRPOTrainer. ``egsw_last`` holds the last weighed batch; ``egsw/*`` metrics are logged with
-    TRL's own. Python reward functions are wrapped by ``egsw.rewards.guard_reward``: a completion on
+    TRL's own. Python reward functions are wrapped by ``egsw.reward_guard.guard_reward``: a completion on
     which one raises or returns NaN is scored None (unscorable) and counted in
     ``rewards/<name>/unscorable`` instead of stopping training.
     """

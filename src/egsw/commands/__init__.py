@@ -1,14 +1,14 @@
-"""Subcommands of the ``egsw`` command line; each module has ``main(argv) -> int``."""
+"""Subcommands of the ``egsw`` command line: argparse and printing only, one module per subcommand.
+
+Each module has ``main(argv) -> int``; the work is done by the library layers below
+(``egsw.run`` for one training run, ``egsw.study`` for many, ``egsw.tasks`` and ``egsw.models``).
+"""
 
 from __future__ import annotations
 
 import sys
 
-USAGE_ERROR = 2
-
-
-class CommandError(Exception):
-    """Bad input for a command: reported as one line on stderr with exit status 2."""
+from egsw.errors import USAGE_ERROR
 
 
 def fail(program: str, message: str) -> int:

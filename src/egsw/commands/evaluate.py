@@ -21,9 +21,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from egsw.commands import CommandError
+from egsw.commands.parsing import parser as one_line_parser
+from egsw.errors import InputError
 from egsw.models import BUNDLED_SMOLLM2, ModelNotFoundError, check_model_name
 from egsw.tasks import catalog, procedural
 
@@ -35,15 +36,10 @@ DEFAULT_OUTPUT_ROOT = "runs/eval"
 SUMMARY_FILE = "summary.json"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise CommandError(f"{message}; see `egsw eval --help`")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="egsw eval",
-        description="Evaluate a model: accuracy (pass@1, 95% CI), pass@k, completion length, unparsed answers.",
+    parser = one_line_parser(
+        "egsw eval",
+        "Evaluate a model: accuracy (pass@1, 95% CI), pass@k, completion length, unparsed answers.",
     )
     parser.add_argument(
         "--model",
@@ -149,9 +145,9 @@ def _int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(item) for item in text.split(",") if item.strip()]
     except ValueError:
-        raise CommandError(f"{option} takes comma-separated integers, got {text!r}") from None
+        raise InputError(f"{option} takes comma-separated integers, got {text!r}") from None
     if not values:
-        raise CommandError(f"{option} needs at least one value")
+        raise InputError(f"{option} needs at least one value")
     return values
 
 
@@ -171,29 +167,29 @@ def parse_options(argv: Sequence[str]) -> EvalOptions:
         ("--procedural-size", args.procedural_size, 1),
     ):
         if value is not None and value < minimum:
-            raise CommandError(f"{option} must be >= {minimum}, got {value}")
+            raise InputError(f"{option} must be >= {minimum}, got {value}")
     if args.temperature < 0:
-        raise CommandError(f"--temperature must be >= 0, got {args.temperature}")
+        raise InputError(f"--temperature must be >= 0, got {args.temperature}")
     if args.num_samples > 1 and args.temperature == 0:
-        raise CommandError(
+        raise InputError(
             f"--num-samples {args.num_samples} needs --temperature > 0 (greedy decoding gives one answer); "
             "e.g. --temperature 0.6"
         )
     k_values = sorted(set(_int_list(args.k, "--k") if args.k else [1, args.num_samples]))
     bad_k = [k for k in k_values if not 1 <= k <= args.num_samples]
     if bad_k:
-        raise CommandError(f"--k {bad_k} out of range: pass@k needs 1 <= k <= --num-samples ({args.num_samples})")
+        raise InputError(f"--k {bad_k} out of range: pass@k needs 1 <= k <= --num-samples ({args.num_samples})")
     if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise CommandError("--backend vllm needs vllm: run `pip install 'egsw[vllm]'`, or use --backend transformers")
+        raise InputError("--backend vllm needs vllm: run `pip install 'egsw[vllm]'`, or use --backend transformers")
     try:
         check_model_name(args.model)
     except ModelNotFoundError as error:
-        raise CommandError(str(error)) from None
+        raise InputError(str(error)) from None
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
-        raise CommandError(f"--data-dir {args.data_dir} is not a folder; pass the folder holding the presets' copies")
+        raise InputError(f"--data-dir {args.data_dir} is not a folder; pass the folder holding the presets' copies")
     output = Path(args.output) if args.output else Path(DEFAULT_OUTPUT_ROOT) / _model_slug(args.model)
     if output.exists() and not output.is_dir():
-        raise CommandError(f"--output {output} is a file; pass a folder")
+        raise InputError(f"--output {output} is a file; pass a folder")
     return EvalOptions(
         model=args.model,
         sets=load_sets(args),
@@ -216,7 +212,7 @@ def load_sets(args: argparse.Namespace) -> list[catalog.EvalSet]:
     """Every set named in ``--sets``, loaded now so a bad file or column fails before the model loads."""
     specs = [spec.strip() for spec in args.sets.split(",") if spec.strip()]
     if not specs:
-        raise CommandError(f"--sets names no set; choose from {', '.join(catalog.set_names())} or a file")
+        raise InputError(f"--sets names no set; choose from {', '.join(catalog.set_names())} or a file")
     columns = catalog.ColumnMapping(
         question=args.question_column,
         answer=None if args.solution_column else args.answer_column,
@@ -227,7 +223,7 @@ def load_sets(args: argparse.Namespace) -> list[catalog.EvalSet]:
         shuffle_options=args.shuffle_options,
     )
     if args.prompt_template is not None and "{question}" not in args.prompt_template:
-        raise CommandError("--prompt-template must contain {question} (and {options} for multiple choice)")
+        raise InputError("--prompt-template must contain {question} (and {options} for multiple choice)")
     procedural_options = {
         "size": args.procedural_size,
         "seed": args.procedural_seed,
@@ -242,7 +238,7 @@ def load_sets(args: argparse.Namespace) -> list[catalog.EvalSet]:
                 system_prompt=args.system_prompt, limit=args.limit, procedural_options=procedural_options,
             )  # fmt: skip
         except catalog.CatalogError as error:
-            raise CommandError(str(error)) from None
+            raise InputError(str(error)) from None
         named = catalog.parse_set_spec(spec)[0] in catalog.set_names()  # "math-lighteval:train" -> its own folder
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", spec if named else eval_set.name)
         name, index = base, 2
@@ -260,7 +256,7 @@ def _device(choice: str) -> str:
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise CommandError(f"--device {choice}: no CUDA device here; use --device cpu")
+        raise InputError(f"--device {choice}: no CUDA device here; use --device cpu")
     return choice
 
 
@@ -269,7 +265,8 @@ def main(argv: Sequence[str]) -> int:
     import os
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from egsw.evaluate import (
+    from egsw.models import load_model_and_tokenizer, resolve_model
+    from egsw.tasks.evaluation import (
         evaluate_examples,
         generate_completions_vllm,
         load_vllm,
@@ -278,7 +275,6 @@ def main(argv: Sequence[str]) -> int:
         score_generated,
         write_results,
     )
-    from egsw.models import load_model_and_tokenizer, resolve_model
 
     started = time.monotonic()
     resolved = resolve_model(options.model)

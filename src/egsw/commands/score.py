@@ -17,22 +17,18 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from egsw.commands import CommandError
-from egsw.rewards import ANSWER_KINDS, DEFAULT_TIMEOUT_S, Verifier, completion_text
+from egsw.commands.parsing import parser as one_line_parser
+from egsw.errors import InputError
 from egsw.stats import wilson_interval
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise CommandError(f"{message}; see `egsw score --help`")
+from egsw.tasks.rewards import ANSWER_KINDS, DEFAULT_TIMEOUT_S, Verifier, completion_text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="egsw score",
-        description="Score completions from a JSONL file (completion, answer[, kind, id]) with egsw's verifier.",
+    parser = one_line_parser(
+        "egsw score",
+        "Score completions from a JSONL file (completion, answer[, kind, id]) with egsw's verifier.",
     )
     parser.add_argument("--input", required=True, help="JSONL file: one {completion, answer[, kind, id]} per line")
     parser.add_argument("--output", help="scored JSONL to write (default: INPUT with .scored.jsonl)")
@@ -48,12 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 def read_items(path: Path) -> list[dict[str, Any]]:
     """The input lines, each checked: a JSON object with a completion, an answer and a known kind."""
     if not path.is_file():
-        raise CommandError(f"--input {path}: no such file")
+        raise InputError(f"--input {path}: no such file")
     items = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise CommandError(f"--input {path}: cannot read it ({type(error).__name__}: {error})") from None
+        raise InputError(f"--input {path}: cannot read it ({type(error).__name__}: {error})") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -61,25 +57,25 @@ def read_items(path: Path) -> list[dict[str, Any]]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as error:
-            raise CommandError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
+            raise InputError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
         if not isinstance(item, dict):
-            raise CommandError(f"{where}: a {type(item).__name__}, not a JSON object with completion and answer")
+            raise InputError(f"{where}: a {type(item).__name__}, not a JSON object with completion and answer")
         missing = [key for key in ("completion", "answer") if key not in item]
         if missing:
             found = ", ".join(item) or "none"
-            raise CommandError(f"{where}: no {' or '.join(missing)} field (fields found: {found})")
+            raise InputError(f"{where}: no {' or '.join(missing)} field (fields found: {found})")
         try:
             completion_text(item["completion"])
         except TypeError:
-            raise CommandError(f"{where}: completion must be a string or a list of chat messages") from None
+            raise InputError(f"{where}: completion must be a string or a list of chat messages") from None
         if item["answer"] is None or isinstance(item["answer"], (dict, list)):
-            raise CommandError(f"{where}: answer must be a string or a number, got {json.dumps(item['answer'])}")
+            raise InputError(f"{where}: answer must be a string or a number, got {json.dumps(item['answer'])}")
         kind = item.get("kind", "math")
         if kind not in ANSWER_KINDS:
-            raise CommandError(f"{where}: unknown kind {kind!r}; choose from {', '.join(ANSWER_KINDS)}")
+            raise InputError(f"{where}: unknown kind {kind!r}; choose from {', '.join(ANSWER_KINDS)}")
         items.append(item)
     if not items:
-        raise CommandError(f"--input {path}: holds no lines to score")
+        raise InputError(f"--input {path}: holds no lines to score")
     return items
 
 
@@ -91,13 +87,13 @@ def default_output(path: Path) -> Path:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     if not args.timeout > 0:
-        raise CommandError(f"--timeout must be > 0 seconds, got {args.timeout}")
+        raise InputError(f"--timeout must be > 0 seconds, got {args.timeout}")
     path = Path(args.input)
     output = Path(args.output) if args.output else default_output(path)
     if output.resolve() == path.resolve():
-        raise CommandError(f"--output {output} is the input file; pass another path")
+        raise InputError(f"--output {output} is the input file; pass another path")
     if output.is_dir():
-        raise CommandError(f"--output {output} is a folder; pass a file path")
+        raise InputError(f"--output {output} is a folder; pass a file path")
     items = read_items(path)
 
     verifier = Verifier(timeout_s=args.timeout)

@@ -5,9 +5,9 @@
 
 Each cell (mode, alpha, P) runs every seed; ``--grpo`` (on by default) adds plain GRPO runs with the
 same seeds as the reference. Other options pass through to every ``egsw train`` run, and finished
-runs are reused as in ``egsw compare`` (egsw.compare). The report (egsw.sweep_report) holds
+runs are reused as in ``egsw compare`` (egsw.study.runner). The report (egsw.study.sweep_report) holds
 heatmaps of the final training reward and the held-out accuracy per mode, and a seed-blocked
-two-way ANOVA (egsw.anova) that says whether alpha, P or their combination matter beyond seed noise.
+two-way ANOVA (egsw.study.anova) that says whether alpha, P or their combination matter beyond seed noise.
 """
 
 from __future__ import annotations
@@ -18,58 +18,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from egsw.commands import CommandError
-from egsw.commands.compare import common_train_options, execute_plan, parse_seeds, plan_parser
-
-SWEPT_OPTIONS = frozenset({"egsw_mode", "egsw_alpha", "egsw_temperature"})
+from egsw.commands.many_runs import common_train_options, execute_plan, parse_seeds, plan_parser
+from egsw.errors import InputError
+from egsw.study.plans import SWEPT_OPTIONS, check_common_options, sweep_plan
+from egsw.study.summary import summarize_sweep
+from egsw.study.sweep_report import format_sweep_table, write_sweep_report
+from egsw.weights import MODES
 
 
 def parse_numbers(name: str, text: str, positive: bool) -> list[float]:
-    """``"0,0.1,0.5"`` -> floats, distinct and finite (> 0 when ``positive``); CommandError otherwise."""
+    """``"0,0.1,0.5"`` -> floats, distinct and finite (> 0 when ``positive``); InputError otherwise."""
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise CommandError(f"--{name} takes comma-separated numbers such as 0.5,1,2, got {text!r}") from None
+        raise InputError(f"--{name} takes comma-separated numbers such as 0.5,1,2, got {text!r}") from None
     bad = [v for v in values if v != v or v in (float("inf"), float("-inf")) or (positive and v <= 0)]
     if not values or bad or len(set(values)) != len(values):
         need = "distinct finite numbers > 0" if positive else "distinct finite numbers"
-        raise CommandError(f"--{name} takes {need}, got {text!r}")
+        raise InputError(f"--{name} takes {need}, got {text!r}")
     return values
-
-
-def sweep_plan(
-    modes: Sequence[str], alphas: Sequence[float], temperatures: Sequence[float], seeds: Sequence[int],
-    output: Path, common: Sequence[str], with_grpo: bool,
-) -> list[Any]:  # fmt: skip
-    """GRPO (optional) and every (mode, alpha, P) cell, seed after seed."""
-    from egsw.compare import PlannedRun
-
-    runs = []
-    for seed in seeds:
-        if with_grpo:
-            folder = output / "grpo" / f"seed-{seed}"
-            argv = (*common, "--egsw_mode", "none", "--seed", str(seed), "--output_dir", str(folder))
-            runs.append(PlannedRun("grpo", seed, folder, argv, {"egsw_mode": "none"}))
-        for mode in modes:
-            for alpha in alphas:
-                for temperature in temperatures:
-                    folder = output / mode / f"alpha-{alpha:g}_P-{temperature:g}" / f"seed-{seed}"
-                    argv = (
-                        *common, "--egsw_mode", mode, "--egsw_alpha", f"{alpha:g}",
-                        "--egsw_temperature", f"{temperature:g}", "--seed", str(seed), "--output_dir", str(folder),
-                    )  # fmt: skip
-                    params = {"egsw_mode": mode, "egsw_alpha": alpha, "egsw_temperature": temperature}
-                    runs.append(PlannedRun(f"{mode} a={alpha:g} P={temperature:g}", seed, folder, argv, params))
-    return runs
 
 
 def main(argv: Sequence[str]) -> int:
     """Parse, check every run, run the grid, write the heatmaps."""
-    from egsw.compare import check_common_options
-    from egsw.comparison_summary import summarize_sweep
-    from egsw.sweep_report import format_sweep_table, write_sweep_report
-    from egsw.weights import MODES
-
     parser = plan_parser("egsw sweep", "Sweep EGSW's alpha x temperature (x mode) over seeds; heatmaps.")
     parser.add_argument("--alphas", default="0,0.1,0.5", help="egsw_alpha values (entropy weight).")
     parser.add_argument("--temperatures", default="0.5,1,2", help="egsw_temperature values P > 0.")
@@ -80,13 +51,10 @@ def main(argv: Sequence[str]) -> int:
     options, rest = parser.parse_known_args(list(argv))
     modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
     if not modes or any(mode not in MODES for mode in modes) or len(set(modes)) != len(modes):
-        raise CommandError(f"--modes takes distinct modes from {', '.join(MODES)}, got {options.modes!r}")
+        raise InputError(f"--modes takes distinct modes from {', '.join(MODES)}, got {options.modes!r}")
     alphas = parse_numbers("alphas", options.alphas, positive=False)
     temperatures = parse_numbers("temperatures", options.temperatures, positive=True)
-    try:
-        check_common_options(rest, SWEPT_OPTIONS, "egsw sweep")
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    check_common_options(rest, SWEPT_OPTIONS, "egsw sweep")
     seeds = parse_seeds(options.seeds)
     common = common_train_options(options, rest)
     runs = sweep_plan(modes, alphas, temperatures, seeds, options.output, common, options.grpo)

@@ -1,4 +1,8 @@
-"""Tasks: procedural problems for training and held-out evaluation, and named evaluation sets."""
+"""Tasks: procedural problems, named and local evaluation sets, answer checking and rewards, evaluation.
+
+``rewards`` holds TRL reward functions (``accuracy_reward``, ``format_reward``,
+``think_format_reward``); ``evaluation`` generates and scores (imports torch: not re-exported here).
+"""
 
 from egsw.tasks.catalog import (
     PRESETS,
@@ -25,12 +29,14 @@ from egsw.tasks.procedural import (
     procedural_examples,
     split_of,
 )
+from egsw.tasks.rewards import REWARD_FUNCTIONS, accuracy_reward, format_reward, think_format_reward
 
 __all__ = [
     "LEVELS",
     "PRESETS",
     "PROBLEM_KINDS",
     "PROCEDURAL",
+    "REWARD_FUNCTIONS",
     "SPLITS",
     "CatalogError",
     "ColumnMapping",
@@ -39,6 +45,8 @@ __all__ = [
     "Messages",
     "Preset",
     "Problem",
+    "accuracy_reward",
+    "format_reward",
     "generate_problems",
     "load_eval_set",
     "load_file",
@@ -49,4 +57,5 @@ __all__ = [
     "read_rows",
     "set_names",
     "split_of",
+    "think_format_reward",
 ]

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from egsw.rewards import CHOICE_LETTERS, last_boxed
 from egsw.tasks import procedural
 from egsw.tasks.examples import Example, Messages
+from egsw.tasks.rewards import CHOICE_LETTERS, last_boxed
 
 PROCEDURAL = "procedural"
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")

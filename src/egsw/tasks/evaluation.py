@@ -2,7 +2,7 @@
 
 Generation goes through ``transformers.generate`` in batches (prompts sorted by length to waste
 little on padding), or through vLLM (``generate_completions_vllm``) when it is installed. Scoring
-is ``egsw.rewards.score_completions``, the same code that gives the training reward.
+is ``egsw.tasks.rewards.score_completions``, the same code that gives the training reward.
 ``write_results`` writes what ``egsw eval`` keeps: ``results.json`` and ``samples.jsonl``.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from egsw.rewards import score_completions
 from egsw.stats import pass_at_k, wilson_interval
 from egsw.tasks.examples import Example
+from egsw.tasks.rewards import score_completions
 
 
 @dataclass(frozen=True)

@@ -13,54 +13,40 @@ Layout of the output folder::
     <method>/seed-<k>/   one egsw train output folder per run (checkpoints removed once finished)
     logs/                one log per run: the egsw train output
     plan.json            the command and every run's options
-    report.md, figures/, summary.json   written by egsw.comparison_report (egsw.sweep_report for a sweep)
+    report.md, figures/, summary.json   written by egsw.study.comparison_report (egsw.study.sweep_report for a sweep)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from egsw.checkpoints import CHECKPOINT_PREFIX, last_complete_checkpoint
-from egsw.experiments import CONFIG_FILE, EVAL_FILE, existing_run_entries
-from egsw.methods import Method
+from egsw.errors import InputError
 from egsw.models import TRAIN_OUTPUT_MODEL
+from egsw.run.checkpoints import CHECKPOINT_PREFIX, last_complete_checkpoint
+from egsw.run.checks import check_options
+from egsw.run.options import parse
+from egsw.run.run_folder import CONFIG_FILE, EVAL_FILE, existing_run_entries, resolved_options
+from egsw.study.plans import PlannedRun
+from egsw.study.runs_data import RunOutcome
 
 PLAN_FILE = "plan.json"
 LOGS_DIR = "logs"
 # Options that differ between the runs of one plan by construction, or name where a run is.
 PER_RUN_OPTIONS = frozenset({"seed", "output_dir", "logging_dir", "run_name"})
-# Options a plan sets for each run itself; passing them to every run is refused.
-RESERVED_OPTIONS = frozenset({"seed", "output_dir", "overwrite", "resume", "dry_run"})
 # Options added to egsw after runs may have been made, with the value that does what egsw did before.
 ADDED_OPTION_DEFAULTS: dict[str, Any] = {"entropy_advantage_beta": 0.0, "entropy_advantage_kappa": 2.0}
 # How long Ctrl-C waits for interrupted runs to write their checkpoint.
 INTERRUPT_GRACE_SECONDS = 180
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One ``egsw train`` run of a plan: ``argv`` are its options (without --resume/--overwrite)."""
-
-    label: str
-    seed: int
-    folder: Path
-    argv: tuple[str, ...]
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def log_name(self) -> str:
-        return f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', self.label)}-seed{self.seed}.log"
 
 
 @dataclass
@@ -74,54 +60,12 @@ class RunResult:
     reused: bool = False
 
 
-def option_names(argv: Sequence[str]) -> list[str]:
-    """The option names (without dashes, ``-`` read as ``_``) given in ``argv``."""
-    return [token[2:].split("=", 1)[0].replace("-", "_") for token in argv if token.startswith("--")]
-
-
-def check_common_options(argv: Sequence[str], owned: frozenset[str], owner: str) -> None:
-    """Refuse options in ``argv`` that the plan sets per run (``RESERVED_OPTIONS``) or per method (``owned``)."""
-    names = option_names(argv)
-    for name in names:
-        if name in RESERVED_OPTIONS:
-            raise ValueError(f"--{name} is set for each run by {owner}; remove it (use --seeds and --output instead)")
-        if name in owned:
-            raise ValueError(f"--{name} is set by each method of {owner}; remove it, or choose the methods that set it")
-
-
-def method_plan(
-    methods: Sequence[Method], seeds: Sequence[int], output: Path, common: Sequence[str]
-) -> list[PlannedRun]:
-    """Every method x seed, seed after seed (so a partial comparison stays balanced across methods)."""
-    return [
-        PlannedRun(
-            label=method.name,
-            seed=seed,
-            folder=output / method.name / f"seed-{seed}",
-            argv=(
-                *common,
-                *method.argv(),
-                "--seed",
-                str(seed),
-                "--output_dir",
-                str(output / method.name / f"seed-{seed}"),
-            ),
-            params=dict(method.options),
-        )
-        for seed in seeds
-        for method in methods
-    ]
-
-
 # ---------------------------------------------------------------------------------------------
 # What a run folder holds
 
 
 def expected_options(run: PlannedRun) -> dict[str, Any]:
-    """Every resolved option of ``run`` as its config.yaml will hold it; CommandError on a bad option."""
-    from egsw.commands.train import check_options, parse
-    from egsw.experiments import resolved_options
-
+    """Every resolved option of ``run`` as its config.yaml will hold it; InputError on a bad option."""
     parsed = parse(list(run.argv))
     check_options(parsed, for_dry_run=False)
     return resolved_options(parsed.script, parsed.training, parsed.model)
@@ -336,3 +280,82 @@ def write_plan(output: Path, command: Sequence[str], runs: Sequence[PlannedRun])
     }
     output.mkdir(parents=True, exist_ok=True)
     (output / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole plan
+
+# What a second invocation does with a run folder in each state.
+STATE_ACTIONS = {"finished": "reuse", "resumable": "resume", "incomplete": "replace", "new": "run"}
+
+
+def plan_states(runs: Sequence[PlannedRun], overwrite: bool) -> list[str]:
+    """Each run's folder state (``STATE_ACTIONS``), every run's options checked before any run starts.
+
+    InputError names the run whose options are bad, or the folder that holds a run with other
+    options (unless ``overwrite``, which replaces it).
+    """
+    states: list[str] = []
+    for run in runs:
+        try:
+            expected = expected_options(run)
+        except InputError as error:
+            raise InputError(f"{run.label} seed {run.seed}: {error}") from None
+        state, differences = folder_state(run, expected)
+        if state == "different":
+            if not overwrite:
+                raise InputError(
+                    f"{run.folder} holds a run with other options ({'; '.join(differences[:2])}); pass --overwrite "
+                    f"to replace it or choose another --output"
+                )
+            state = "incomplete"
+        states.append(state)
+    return states
+
+
+@dataclass
+class PlanOutcome:
+    """What running a plan gave: one outcome per planned run (in plan order), the failed runs, Ctrl-C."""
+
+    outcomes: list[RunOutcome]
+    failed: list[RunResult]
+    interrupted: bool
+
+
+def run_plan(
+    runs: Sequence[PlannedRun],
+    states: Sequence[str],
+    output: Path,
+    command: Sequence[str],
+    *,
+    jobs: int,
+    threads: int,
+    keep_checkpoints: bool = False,
+    report_only: bool = False,
+    report: Callable[[str], None] = print,
+) -> PlanOutcome:
+    """Reuse the finished runs, run (or, with ``report_only``, skip) the others; collect every outcome."""
+    write_plan(output, command, runs)
+    pairs = list(zip(runs, states, strict=True))
+    results = [RunResult(run, "finished", reused=True) for run, state in pairs if state == "finished"]
+    todo = [(run, state) for run, state in pairs if state != "finished"]
+    interrupted = False
+    if report_only:
+        results += [RunResult(run, "missing", error="not run yet") for run, _ in todo]
+    else:
+        report(f"egsw: {len(runs)} runs, {len(results)} already finished (reused), {len(todo)} to run")
+        try:
+            results += execute(
+                todo, output / LOGS_DIR, jobs=jobs, threads=threads, keep_checkpoints=keep_checkpoints, report=report
+            )
+        except Interrupted:
+            interrupted = True
+            done = {id(result.run) for result in results}
+            results += [RunResult(run, "missing", error="interrupted") for run in runs if id(run) not in done]
+    order = {id(run): index for index, run in enumerate(runs)}
+    results.sort(key=lambda result: order[id(result.run)])
+    outcomes = [
+        RunOutcome(r.run.label, r.run.seed, r.run.folder, r.status, error=r.error, params=dict(r.run.params))
+        for r in results
+    ]
+    return PlanOutcome(outcomes, [r for r in results if r.status == "failed"], interrupted)

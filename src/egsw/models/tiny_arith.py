@@ -53,6 +53,7 @@ from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import WordLevel
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
+from egsw.models.tiny_random import seeded_llama
 from egsw.tasks.procedural import (
     DEFAULT_KINDS,
     DEFAULT_LEVELS,
@@ -61,7 +62,6 @@ from egsw.tasks.procedural import (
     iter_problems,
     problem_prompt,
 )
-from egsw.testbed import seeded_llama
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 # Printable ASCII (space to tilde) and newline: every character of a procedural prompt and answer.
@@ -270,7 +270,7 @@ def greedy_completions(
     model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, problems: Sequence[Problem], bf16: bool = True
 ) -> list[str]:
     """The greedy completion of each problem, generated and decoded as ``egsw eval`` does."""
-    from egsw.evaluate import generate_completions, precision_context
+    from egsw.tasks.evaluation import generate_completions, precision_context
     from egsw.tasks.procedural import DEFAULT_EVAL_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
 
     prompts = [render_prompt(tokenizer, problem.question) for problem in problems]
@@ -283,7 +283,7 @@ def greedy_completions(
 
 def is_correct(completion: str, problem: Problem) -> bool:
     """Whether the last ``\\boxed{}`` of ``completion`` holds exactly the answer."""
-    from egsw.rewards import last_boxed
+    from egsw.tasks.rewards import last_boxed
 
     return last_boxed(completion) == problem.answer
 

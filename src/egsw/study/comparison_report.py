@@ -2,7 +2,7 @@
 
 Which method's training reward rises faster and ends higher, which generalises better on held-out
 problems, and how long its completions are, with enough statistics to tell signal from seed noise:
-the numbers come from egsw.comparison_summary, the wording is conservative (:func:`supported_claims`
+the numbers come from egsw.study.summary, the wording is conservative (:func:`supported_claims`
 calls a difference detected only when the paired tests agree).
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from egsw.comparison_data import (
+from egsw.run.plots import CURVES
+from egsw.study.runs_data import (
     MEASURES,
     SIGNIFICANCE,
     ComparisonSummary,
@@ -24,9 +25,8 @@ from egsw.comparison_data import (
     is_number,
     write_summary_json,
 )
-from egsw.comparison_summary import is_detected, summarize_comparison
-from egsw.report import CURVES
-from egsw.report_format import (
+from egsw.study.summary import is_detected, summarize_comparison
+from egsw.study.tables import (
     count_phrase,
     difference_text,
     estimate_text,

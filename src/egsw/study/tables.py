@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from egsw.comparison_data import Estimate, RunRow, is_number, unique_in_order
+from egsw.study.runs_data import Estimate, RunRow, is_number, unique_in_order
 
 _SCALE = {"accuracy": 100.0, "final_reward": 1.0, "mean_length": 1.0, "steps": 1.0, "ratio": 1.0}
 _DIGITS = {"accuracy": 1, "final_reward": 3, "mean_length": 1, "steps": 1, "ratio": 2}

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from egsw.errors import InputError
+
 
 @dataclass(frozen=True)
 class Method:
@@ -81,12 +83,12 @@ METHOD_OPTIONS: frozenset[str] = frozenset(key for method in METHODS.values() fo
 
 
 def parse_methods(text: str | Sequence[str]) -> list[Method]:
-    """``"grpo,egsw-step"`` (or a list of names) -> the methods, in order; ValueError naming the choices."""
+    """``"grpo,egsw-step"`` (or a list of names) -> the methods, in order; InputError naming the choices."""
     names = [name.strip() for name in (text.split(",") if isinstance(text, str) else text) if name.strip()]
     unknown = [name for name in names if name not in METHODS]
     if unknown or not names:
-        raise ValueError(f"unknown method(s) {unknown or names}; choose from {', '.join(METHODS)}")
+        raise InputError(f"unknown method(s) {unknown or names}; choose from {', '.join(METHODS)}")
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
-        raise ValueError(f"method(s) {', '.join(duplicated)} listed twice; list each once")
+        raise InputError(f"method(s) {', '.join(duplicated)} listed twice; list each once")
     return [METHODS[name] for name in names]

@@ -3,7 +3,7 @@
 ``egsw compare`` runs methods x seeds and ``egsw sweep`` a grid of (mode, alpha, temperature) x
 seeds; every run is an ``egsw train`` output folder (``metrics.jsonl``, ``eval.json``). This module
 holds the dataclasses of both reports (a run as the orchestrator saw it end, :class:`RunOutcome`;
-what it left, :class:`RunData`; the summaries built in egsw.comparison_summary), reads run folders,
+what it left, :class:`RunData`; the summaries built in egsw.study.summary), reads run folders,
 computes the per-run numbers (final training reward, steps to a reward threshold) and writes
 ``summary.json``. No statistics over seeds, no text, no figures.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from egsw.report import CURVES, moving_average, read_metrics
+from egsw.run.plots import CURVES, moving_average, read_metrics
 from egsw.stats import t_interval
 
 FINAL_SHARE = 0.2  # final training reward: mean over the last 20% of the logged steps
@@ -252,9 +252,9 @@ class BestCell:
 
 @dataclass(frozen=True)
 class Sensitivity:
-    """Whether one measure of one mode depends on alpha, P or their combination (egsw.anova), seeds as blocks.
+    """Whether one measure of one mode depends on alpha, P or their combination (egsw.study.anova), seeds as blocks.
 
-    ``effects`` maps "alpha", "temperature", "interaction" and "cells" to an ``egsw.anova.Effect``;
+    ``effects`` maps "alpha", "temperature", "interaction" and "cells" to an ``egsw.study.anova.Effect``;
     it is empty, with ``note`` saying why, when the grid is incomplete or has fewer than 2 common seeds.
     """
 

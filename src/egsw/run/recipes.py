@@ -69,7 +69,7 @@ class TrainScriptArguments:
         default=None,
         metadata={
             "help": "--task math-lighteval: the system message before every problem (default: "
-            "egsw.experiments.MATH_SYSTEM_PROMPT, reasoning inside <think></think>, the answer in \\boxed{})."
+            "egsw.run.training.MATH_SYSTEM_PROMPT, reasoning inside <think></think>, the answer in \\boxed{})."
         },
     )
     num_processes: int | None = field(
@@ -149,7 +149,7 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
-# The testbed recipe: `tiny-arith` (egsw.tiny_arith) is a 0.87M-parameter model pre-trained here.
+# The testbed recipe: `tiny-arith` (egsw.models.tiny_arith) is a 0.87M-parameter model pre-trained here.
 # Probes (README, "Comparison"): lr >= 1e-4 made plain GRPO *lower* its held-out accuracy (31% ->
 # 21.5% at 1e-4, 19% at 3e-4); 3e-5 with 8 prompts a step was safe (31% -> 38% in 300 steps, p~0.1).
 # 80 steps keep 35 runs (7 methods x 5 seeds) within the hour on 2 cores; bf16 autocast is slower
@@ -183,8 +183,8 @@ def recipe_yaml(model: str = BUNDLED_SMOLLM2) -> str:
 
     path = RECIPE_FILES[model]
     header = (
-        f"# The CPU recipe of `egsw train --model_name_or_path {model}` (egsw.recipes; a test keeps the two equal).\n"
-        f"# Regenerate with: python -m egsw.recipes {model} > {path}\n"
+        f"# The CPU recipe of `egsw train --model_name_or_path {model}` (egsw.run.recipes; a test keeps them equal).\n"
+        f"# Regenerate with: python -m egsw.run.recipes {model} > {path}\n"
         f"# Use: egsw train --config {path} [--any_option value ...]\n"
     )
     return header + yaml.safe_dump(MODEL_RECIPES[model], sort_keys=False)

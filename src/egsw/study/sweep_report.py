@@ -2,7 +2,7 @@
 
 Per mode, a heatmap of alpha x temperature for the final training reward and the held-out accuracy;
 the best cell per measure with whether it is distinguishable from its grid neighbours and from the
-grpo reference. The numbers come from egsw.comparison_summary (:func:`summarize_sweep`).
+grpo reference. The numbers come from egsw.study.summary (:func:`summarize_sweep`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from egsw.comparison_data import (
+from egsw.stats import holm_adjust
+from egsw.study.runs_data import (
     MEASURES,
     SIGNIFICANCE,
     SWEEP_MEASURES,
@@ -25,8 +26,8 @@ from egsw.comparison_data import (
     SweepSummary,
     write_summary_json,
 )
-from egsw.comparison_summary import grid_value_order, summarize_sweep
-from egsw.report_format import (
+from egsw.study.summary import grid_value_order, summarize_sweep
+from egsw.study.tables import (
     difference_text,
     estimate_text,
     header_lines,
@@ -40,7 +41,6 @@ from egsw.report_format import (
     text_table,
     value_text,
 )
-from egsw.stats import holm_adjust
 
 
 def _param_text(value: Any) -> str:
@@ -156,7 +156,7 @@ _EFFECT_NAMES = {"alpha": "alpha", "temperature": "P", "interaction": "alpha x P
 
 
 def _effect_text(effect: Any, residual_dof: int) -> str:
-    """``F(2, 16) = 0.84, p = 0.45`` for an ``egsw.anova.Effect`` tested on ``residual_dof``."""
+    """``F(2, 16) = 0.84, p = 0.45`` for an ``egsw.study.anova.Effect`` tested on ``residual_dof``."""
     if not math.isfinite(effect.f):
         return f"F({effect.dof}, {residual_dof}) n/a"
     return f"F({effect.dof}, {residual_dof}) = {effect.f:.2f}, {p_value_phrase(effect.p_value)}"

@@ -6,16 +6,13 @@
   a hard time limit, because sympy can spend minutes inside C code (``\\boxed{9^{9^{9^{9}}}}``)
   where no signal reaches it; a completion that runs out of time is *unscorable* (``None``).
 - ``accuracy_reward`` and ``format_reward``: reward functions in TRL's signature.
-- ``guard_reward``: wraps any reward function so that one completion that makes it raise or
-  return NaN is scored ``None`` (TRL's "unscorable") instead of stopping training, and counts
-  those completions in a logged metric.
+(``egsw.reward_guard`` keeps one completion that breaks a reward function from stopping training.)
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import re
 import select
@@ -232,7 +229,7 @@ class Verifier:
     The limit counts the worker's CPU time (on Linux), so that whether an answer is scorable does
     not depend on how busy the machine is; a worker blocked without using the CPU is stopped after
     ``WALL_LIMIT_FACTOR`` limits of wall time.
-    The worker is a plain ``python -m egsw.rewards`` subprocess (not multiprocessing), so it works
+    The worker is a plain ``python -m egsw.tasks.rewards`` subprocess (not multiprocessing), so it works
     from any caller, including scripts without an ``if __name__ == "__main__"`` guard.
     """
 
@@ -247,7 +244,7 @@ class Verifier:
 
     def _start(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "egsw.rewards"],
+            [sys.executable, "-m", "egsw.tasks.rewards"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -398,47 +395,6 @@ REWARD_FUNCTIONS: dict[str, RewardFunc] = {
     "format": format_reward,
     "think_format": think_format_reward,
 }
-
-
-def _is_unscorable(value: Any) -> bool:  # noqa: ANN401 - whatever a reward function returned
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def guard_reward(func: RewardFunc) -> RewardFunc:
-    """Wrap a TRL reward function so that a completion that breaks it is unscorable, not fatal.
-
-    When the function raises on a batch, it is called again one completion at a time and the
-    completions on which it still raises get ``None``; NaN results become ``None`` too. The
-    number of such completions in the batch is logged as ``rewards/<name>/unscorable`` through
-    TRL's ``log_metric`` hook.
-    """
-    if getattr(func, "__egsw_guarded__", False):
-        return func
-    name = getattr(func, "__name__", type(func).__name__)
-
-    @functools.wraps(func)
-    def guarded(*, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        try:
-            values = list(func(prompts=prompts, completions=completions, **kwargs))
-        except Exception:  # noqa: BLE001 - retried item by item to find the completions at fault
-            values = []
-            for index in range(len(completions)):
-                row = {
-                    key: [value[index]] if isinstance(value, list) and len(value) == len(completions) else value
-                    for key, value in kwargs.items()
-                }
-                try:
-                    values.extend(func(prompts=[prompts[index]], completions=[completions[index]], **row))
-                except Exception:  # noqa: BLE001 - this completion is unscorable
-                    values.append(None)
-        values = [None if _is_unscorable(value) else value for value in values]
-        log_metric = kwargs.get("log_metric")
-        if callable(log_metric):
-            log_metric(f"rewards/{name}/unscorable", float(sum(value is None for value in values)))
-        return values
-
-    guarded.__egsw_guarded__ = True  # type: ignore[attr-defined]
-    return guarded
 
 
 if __name__ == "__main__":

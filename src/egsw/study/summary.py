@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from egsw.anova import blocked_two_factor_anova
-from egsw.comparison_data import (
+from egsw.run.plots import CURVES, moving_average
+from egsw.stats import bootstrap_ratio, holm_adjust, paired_bootstrap, t_interval
+from egsw.study.anova import blocked_two_factor_anova
+from egsw.study.runs_data import (
     MEASURES,
     SIGNIFICANCE,
     SWEEP_MEASURES,
@@ -42,8 +44,6 @@ from egsw.comparison_data import (
     steps_to_threshold,
     unique_in_order,
 )
-from egsw.report import CURVES, moving_average
-from egsw.stats import bootstrap_ratio, holm_adjust, paired_bootstrap, t_interval
 
 # --- Per-run numbers -----------------------------------------------------------------------------
 
@@ -357,7 +357,7 @@ def _best_cell(cells: Sequence[SweepCell], measure: str, reference: SweepCell | 
 
 
 def _sensitivity(mode: str, measure: str, grouped: dict[tuple[str, Any, Any], list[RunRow]]) -> Sensitivity:
-    """The seed-blocked ANOVA of ``measure`` over ``mode``'s alpha x temperature grid (egsw.anova)."""
+    """The seed-blocked ANOVA of ``measure`` over ``mode``'s alpha x temperature grid (egsw.study.anova)."""
     keys = [key for key in grouped if key[0] == mode]
     alphas = sorted({key[1] for key in keys}, key=grid_value_order)
     temperatures = sorted({key[2] for key in keys}, key=grid_value_order)
@@ -398,7 +398,7 @@ def summarize_sweep(runs: Sequence[RunOutcome], *, n_bootstrap: int = 10_000, rn
     Cells come from the runs' ``params`` (``egsw_mode``, ``egsw_alpha``, ``egsw_temperature``); runs
     of method "grpo" without an EGSW mode form the reference. The label of a cell is the method of
     its first run. ``sensitivity`` tests, per mode and measure, whether alpha, P or their combination
-    matter beyond seed noise (:func:`egsw.anova.blocked_two_factor_anova`, seeds as blocks). Each
+    matter beyond seed noise (:func:`egsw.study.anova.blocked_two_factor_anova`, seeds as blocks). Each
     cell's ``versus_reference`` is its paired difference from grpo on the seeds both finished.
     """
     rows = [_run_row(o, d, e, math.nan, 1) for o, d, e in load_runs(runs)]

@@ -35,54 +35,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from egsw.callbacks import METRICS_FILE, MetricsFileCallback, RewardProgressCallback
-from egsw.checkpoints import (
+from egsw.config import EGSWConfig
+from egsw.models import TRAIN_OUTPUT_MODEL, resolve_model
+from egsw.run.callbacks import METRICS_FILE, MetricsFileCallback, RewardProgressCallback
+from egsw.run.checkpoints import (
     CHECKPOINT_PREFIX,
     CheckpointCompletionCallback,
     RandomStateSnapshotCallback,
-    checkpoint_step,
     finish_checkpoint,
     is_complete_checkpoint,
-    last_complete_checkpoint,
-    list_checkpoints,
 )
-from egsw.config import EGSWConfig
-from egsw.evaluate import EvalResult, evaluate_examples, precision_context
-from egsw.models import TRAIN_OUTPUT_MODEL, resolve_model
-from egsw.recipes import TrainScriptArguments
-from egsw.report import plot_training_curves
-from egsw.rewards import REWARD_FUNCTIONS
+from egsw.run.plots import plot_training_curves
+from egsw.run.recipes import TrainScriptArguments
+from egsw.run.run_folder import (
+    ADAPTER_DIR,
+    CONFIG_FILE,
+    EVAL_BEFORE_FILE,
+    EVAL_FILE,
+    ResumePoint,
+    truncate_metrics,
+    write_resolved_config,
+)
+from egsw.run.task_data import task_examples
 from egsw.stats import paired_difference
+from egsw.tasks.evaluation import EvalResult, evaluate_examples, precision_context
 from egsw.tasks.examples import Example
-from egsw.tasks.procedural import procedural_examples
-
-CONFIG_FILE = "config.yaml"
-EVAL_FILE = "eval.json"
-# The before-training evaluation with its per-problem results, so that a resumed run can report the
-# paired before/after difference without evaluating again.
-EVAL_BEFORE_FILE = ".eval-before.json"
-ADAPTER_DIR = "adapter"
-# Entries whose presence means a folder already holds a run.
-RUN_MARKERS = (
-    CONFIG_FILE, METRICS_FILE, EVAL_FILE, EVAL_BEFORE_FILE, TRAIN_OUTPUT_MODEL, ADAPTER_DIR, "tensorboard", "plots",
-)  # fmt: skip
-# Options that say what one invocation does, not what the run is: left out of config.yaml.
-PER_INVOCATION_OPTIONS = ("resume", "dry_run", "overwrite")
-# Training problems drawn from this seed offset, so that seed 0 of training and of the held-out
-# draw are different streams (the splits are disjoint anyway: see egsw.tasks.procedural).
-TRAIN_PROBLEM_SEED_OFFSET = 1_000
-# The system message of --task math-lighteval (open-r1's "simple RL" style: reasoning in <think>,
-# then the answer; here boxed, which is what the accuracy and format rewards read).
-MATH_SYSTEM_PROMPT = (
-    "You are a helpful AI Assistant that provides well-reasoned and detailed responses. You first think about the "
-    "reasoning process as an internal monologue and then provide the user with the answer. Respond in the following "
-    "format: <think>\n...\n</think>\nthen the final answer, written as \\boxed{ANSWER}."
-)
-MATH_TASK = "math-lighteval"
-# Problems in MATH-lighteval's training split (DigitalLearningGmbH/MATH-lighteval).
-MATH_TRAIN_PROBLEMS = 7_500
+from egsw.tasks.rewards import REWARD_FUNCTIONS
 
 
 @dataclass
@@ -94,151 +72,6 @@ class TrainOutcome:
     seconds: float
     before: EvalResult | None
     after: EvalResult | None
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where ``--resume`` continues: the last complete checkpoint and the incomplete ones after it."""
-
-    checkpoint: Path
-    step: int
-    incomplete: tuple[Path, ...]
-
-
-# ---------------------------------------------------------------------------------------------
-# The output folder
-
-
-def existing_run_entries(output_dir: Path) -> list[str]:
-    """The run files already in ``output_dir`` (empty when it is new or holds none)."""
-    if not output_dir.is_dir():
-        return []
-    found = [name for name in RUN_MARKERS if (output_dir / name).exists()]
-    found += sorted(path.name for path in output_dir.glob(f"{CHECKPOINT_PREFIX}*"))
-    return found
-
-
-def check_output_dir(output_dir: Path, overwrite: bool, resume: bool = False) -> ResumePoint | None:
-    """Read-only checks of ``output_dir``: what ``prepare_output_dir`` would refuse, raised as ValueError.
-
-    With ``resume`` the folder must hold a run with a complete checkpoint and no final model; the
-    point to continue from is returned.
-    """
-    if resume:
-        if overwrite:
-            raise ValueError("--resume continues the run in --output_dir and --overwrite replaces it; pass one")
-        return find_resume_point(output_dir)
-    entries = existing_run_entries(output_dir)
-    if entries and not overwrite:
-        raise ValueError(
-            f"output folder {output_dir} already holds a run ({', '.join(entries[:3])}); "
-            f"pass --resume to continue it, --overwrite to replace it, or choose another --output_dir"
-        )
-    probe_dir = output_dir
-    while not probe_dir.exists() and probe_dir != probe_dir.parent:
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise ValueError(f"output folder {output_dir} is not writable; choose another --output_dir")
-    return None
-
-
-def prepare_output_dir(output_dir: Path, overwrite: bool, resume: bool = False) -> ResumePoint | None:
-    """Create ``output_dir`` (checking it is writable), refusing to mix with an earlier run.
-
-    Raises ValueError with the fix when the folder holds a run and neither ``overwrite`` nor
-    ``resume`` is set, or when it cannot be written; with ``overwrite`` only the run's own entries
-    are removed. With ``resume`` nothing is removed here and the point to continue from is returned.
-    """
-    if resume:
-        return check_output_dir(output_dir, overwrite, resume=True)
-    entries = existing_run_entries(output_dir)
-    if entries and not overwrite:
-        check_output_dir(output_dir, overwrite)  # raises with the message
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".egsw-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(
-            f"output folder {output_dir} is not writable ({error.strerror or error}); choose another --output_dir"
-        ) from error
-    for name in entries:
-        path = output_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    return None
-
-
-def resolved_options(
-    script_args: TrainScriptArguments,
-    training_args: EGSWConfig,
-    model_args: Any | None = None,  # noqa: ANN401
-) -> dict[str, Any]:
-    """Every option of a run as plain values that ``--config`` accepts again.
-
-    Left out: private fields, per-invocation flags (``PER_INVOCATION_OPTIONS``), redacted tokens,
-    and ``generation_batch_size`` when GRPOConfig derived it from ``steps_per_generation`` (giving
-    both is refused).
-    """
-    values: dict[str, Any] = {}
-    if model_args is not None:
-        values.update(dataclasses.asdict(model_args))
-    values.update(dataclasses.asdict(script_args))
-    values.update({k: v for k, v in training_args.to_dict().items() if not k.startswith("_")})
-    for key in [*PER_INVOCATION_OPTIONS, *(k for k in values if k.endswith("_token"))]:
-        values.pop(key, None)
-    if values.get("steps_per_generation") is not None:
-        values.pop("generation_batch_size", None)
-    return values
-
-
-def write_resolved_config(
-    path: Path,
-    script_args: TrainScriptArguments,
-    training_args: EGSWConfig,
-    model_args: Any | None = None,  # noqa: ANN401 - egsw.commands.train.ModelArguments
-) -> None:
-    """Every option of the run in one YAML file, loadable again with ``--config``."""
-    path.write_text(yaml.safe_dump(resolved_options(script_args, training_args, model_args), sort_keys=True))
-
-
-# ---------------------------------------------------------------------------------------------
-# Tasks
-
-
-def prompts_per_step(training_args: EGSWConfig, num_processes: int | None = None) -> int:
-    """Prompts (groups) in one optimizer step."""
-    processes = num_processes or max(training_args.world_size, 1)
-    completions = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * processes
-    return completions // training_args.num_generations
-
-
-def task_examples(script_args: TrainScriptArguments, training_args: EGSWConfig) -> tuple[list[Example], list[Example]]:
-    """Training problems (enough for every step) and the held-out problems, never overlapping.
-
-    ``math-lighteval``: all of MATH's training split; held out, the first ``heldout_size`` problems of
-    its test split, read only when an evaluation before or after training is asked for. Raises
-    ValueError (a ``CatalogError``) naming the file or the fix when the data cannot be read.
-    """
-    if script_args.task == MATH_TASK:
-        from egsw.tasks.catalog import load_preset
-
-        system_prompt = MATH_SYSTEM_PROMPT if script_args.system_prompt is None else script_args.system_prompt
-        load = dict(data_dir=script_args.data_dir, system_prompt=system_prompt or None)
-        train = load_preset(MATH_TASK, split="train", **load).examples
-        heldout: list[Example] = []
-        if script_args.eval_before or script_args.eval_after:
-            heldout = load_preset(MATH_TASK, split="test", limit=script_args.heldout_size, **load).examples
-        return train, heldout
-    needed = max(training_args.max_steps, 1) * prompts_per_step(training_args) * max(training_args.num_iterations, 1)
-    needed += 64
-    kinds, levels = script_args.task_kinds, script_args.task_levels
-    train = procedural_examples(needed, "train", TRAIN_PROBLEM_SEED_OFFSET + training_args.seed, kinds, levels)
-    heldout = procedural_examples(script_args.heldout_size, "heldout", script_args.heldout_seed, kinds, levels)
-    return train, heldout
 
 
 def eval_record(before: EvalResult | None, after: EvalResult | None, interrupted: bool) -> dict[str, Any]:
@@ -263,56 +96,6 @@ def _load_eval_result(path: Path) -> EvalResult | None:
     data["pass_at_k"] = {int(k): v for k, v in data.get("pass_at_k", {}).items()}
     fields = {f.name for f in dataclasses.fields(EvalResult)}
     return EvalResult(**{k: v for k, v in data.items() if k in fields})
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints and resume
-
-
-def find_resume_point(output_dir: Path) -> ResumePoint:
-    """The checkpoint ``--resume`` continues from; ValueError with the fix when there is none."""
-    if not (output_dir / CONFIG_FILE).is_file():
-        raise ValueError(
-            f"--resume: {output_dir} holds no run ({CONFIG_FILE} is missing); pass the --output_dir of an earlier run"
-        )
-    if (output_dir / TRAIN_OUTPUT_MODEL).exists():
-        raise ValueError(
-            f"--resume: the run in {output_dir} has finished ({TRAIN_OUTPUT_MODEL}/ exists); nothing to continue"
-        )
-    checkpoints = list_checkpoints(output_dir)
-    last = last_complete_checkpoint(output_dir)
-    if last is None:
-        seen = ", ".join(f"{path.name} (incomplete)" for _, path, _ in checkpoints) or "no checkpoint"
-        raise ValueError(f"--resume: {output_dir} has no complete checkpoint ({seen}); start again with --overwrite")
-    step = checkpoint_step(last)
-    assert step is not None
-    incomplete = tuple(path for s, path, ok in checkpoints if not ok and s > step)
-    return ResumePoint(last, step, incomplete)
-
-
-def truncate_metrics(path: Path, last_step: int) -> int:
-    """Keep the lines of ``metrics.jsonl`` logged up to ``last_step``; returns how many were dropped.
-
-    The lines after the checkpoint were logged by the run that stopped; the resumed run logs those
-    steps again. A last line cut off mid-write is dropped too.
-    """
-    if not path.is_file():
-        return 0
-    kept, dropped = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            dropped += 1
-            continue
-        if isinstance(record, dict) and record.get("step", 0) <= last_step:
-            kept.append(line)
-        else:
-            dropped += 1
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text("".join(line + "\n" for line in kept))
-    temporary.replace(path)
-    return dropped
 
 
 # ---------------------------------------------------------------------------------------------
