@@ -70,8 +70,45 @@ def test_command_line_and_yaml_set_every_egsw_field(tmp_path):
         parser.parse_args_and_config(args=["--output_dir", str(tmp_path), "--egsw_mode", "token"])
 
 
-def test_trainer_takes_exactly_grpo_trainers_arguments():
-    assert inspect.signature(EGSWTrainer.__init__) == inspect.signature(GRPOTrainer.__init__)
+def _constructed_state(trainer: GRPOTrainer) -> dict[str, object]:
+    """Where GRPOTrainer puts what it was given, as identities and names (comparable across trainers)."""
+    return {
+        "processing_class": id(trainer.processing_class),
+        "train_dataset": trainer.train_dataset.column_names,
+        "eval_dataset": trainer.eval_dataset.column_names,
+        "callbacks": [type(callback).__name__ for callback in trainer.callback_handler.callbacks],
+        "reward_names": list(trainer.reward_func_names),
+        "num_generations": trainer.num_generations,
+    }
+
+
+@pytest.mark.parametrize("by_keyword", [True, False])
+def test_trainer_routes_every_grpo_argument_as_grpo_trainer_does(tmp_path, tiny_model_dir, prompts_dataset, by_keyword):
+    """EGSWTrainer passes GRPOTrainer's arguments through (*rest, **kwargs): each lands where TRL puts it."""
+    from transformers import AutoTokenizer, TrainerCallback
+
+    from tests.helpers import trainer_kwargs, word_variety_reward
+
+    class Marker(TrainerCallback):
+        pass
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, padding_side="left")
+    states = []
+    for trainer_class, config_class in ((GRPOTrainer, GRPOConfig), (EGSWTrainer, EGSWConfig)):
+        args = config_class(**trainer_kwargs(tmp_path / trainer_class.__name__))
+        arguments = dict(
+            model=str(tiny_model_dir), reward_funcs=[word_variety_reward], args=args, train_dataset=prompts_dataset,
+            eval_dataset=prompts_dataset, processing_class=tokenizer, reward_processing_classes=None,
+            callbacks=[Marker()],
+        )  # fmt: skip
+        if by_keyword:
+            trainer = trainer_class(**arguments)
+        else:
+            order = [name for name in inspect.signature(GRPOTrainer.__init__).parameters if name != "self"]
+            trainer = trainer_class(*(arguments[name] for name in order[: len(arguments)]))
+        states.append(_constructed_state(trainer))
+    assert states[0] == states[1]
+    assert states[1]["processing_class"] == id(tokenizer) and "Marker" in states[1]["callbacks"]
 
 
 def test_trainer_refuses_a_plain_grpo_config(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from egsw.commands import evaluate as eval_command
 from egsw.tasks import procedural
+from egsw.tasks.rewards import score_locally
 from tests.helpers import run_egsw as egsw_process
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -157,7 +158,11 @@ def test_eval_tiny_random_writes_results_and_samples(tmp_path: Path, egsw_cache:
     assert [s["sample"] for s in samples] == [0, 1] * 3
     for sample in samples:
         assert set(sample) >= {"prompt", "completion", "answer", "extracted", "correct", "num_tokens", "kind"}
-        assert sample["correct"] in (True, False) and sample["num_tokens"] <= 6
+        # Each record's verdict is what the answer checker says of its completion, scored again here.
+        rescored = score_locally(sample["completion"], sample["answer"], sample["kind"])
+        assert (sample["correct"], sample["extracted"]) == (rescored.correct, rescored.extracted)
+        assert sample["num_tokens"] <= 6
+    assert results["accuracy"] == pytest.approx(sum(s["correct"] for s in samples) / len(samples))
     quiz_samples = [json.loads(line) for line in (output / "quiz" / "samples.jsonl").read_text().splitlines()]
     assert [s["answer"] for s in quiz_samples] == ["A", "A", "B", "B"] and quiz_samples[0]["kind"] == "choice"
 

@@ -35,6 +35,10 @@ def egsw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["--config", "{config}"], "unknown option(s) no_such_key in"),
         (["--egsw_temperature", "-1"], "egsw_temperature must be a finite number > 0 or 'auto'"),
         (["--output_dir", "{a_file}/run"], "is not writable"),
+        (["--dry_run", "maybe"], "--dry-run: Truthy value expected: got maybe"),
+        (["--dry-run=maybe"], "Truthy value expected: got maybe"),
+        (["--resume", "perhaps", "--output_dir", "x"], "--resume: Truthy value expected: got perhaps"),
+        (["--egsw_rescale", "sometimes", "--dry_run"], "Truthy value expected: got sometimes"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2_before_loading(args: list[str], message: str, tmp_path: Path) -> None:
@@ -53,6 +57,15 @@ def test_bad_input_is_one_line_and_status_2_before_loading(args: list[str], mess
     assert "Loading weights" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("spelling", [["--dry_run"], ["--dry-run", "true"], ["--dry_run=yes"], ["--dry-run", "1"]])
+def test_every_true_spelling_of_dry_run_is_a_dry_run(spelling: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from egsw.cli import main
+
+    assert main(["train", "--model_name_or_path", "tiny-random", *spelling]) == 0
+    assert "egsw train --dry-run: nothing loaded, nothing written" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_train_fills_the_output_folder_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
     result = egsw("train", *FAST, "--max_steps", "2", "--output_dir", "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -87,6 +100,7 @@ def test_train_fills_the_output_folder_and_refuses_to_overwrite_it(tmp_path: Pat
     assert not (run / "checkpoint-2").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_metrics_and_a_checkpoint(tmp_path: Path) -> None:
     """SIGINT saves and exits 130, even when inherited ignored (a shell's background job: `cmd &`, nohup)."""
     env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
@@ -122,10 +136,22 @@ def test_ctrl_c_leaves_metrics_and_a_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("model", sorted(MODEL_RECIPES))
 def test_recipe_files_match_the_built_in_recipes(model: str) -> None:
-    assert MODEL_RECIPES["smollm2-135m-instruct"] == DEFAULT_RECIPE
     recipe = yaml.safe_load((ROOT / RECIPE_FILES[model]).read_text())
     assert recipe == MODEL_RECIPES[model]
     assert recipe["model_name_or_path"] == model
+
+
+@pytest.mark.parametrize(
+    ("argv", "recipe"), [([], DEFAULT_RECIPE), (["--model_name_or_path", "tiny-arith"], TINY_ARITH_RECIPE)]
+)
+def test_every_recipe_value_reaches_the_parsed_run(argv: list[str], recipe: dict[str, object]) -> None:
+    """With no other option, the run's resolved options (its config.yaml) hold every value of the recipe."""
+    from egsw.run.options import parse
+    from egsw.run.run_folder import resolved_options
+
+    parsed = parse(argv)
+    resolved = resolved_options(parsed.script, parsed.training, parsed.model)
+    assert {key: resolved[key] for key in recipe} == recipe
 
 
 def test_a_built_in_model_brings_its_recipe_and_options_still_override_it() -> None:

@@ -23,7 +23,7 @@ def reference_weights(
     mode: str,
     rescale: bool,
 ) -> np.ndarray:
-    """DESIGN.md section 1 with loops over groups and steps, Python floats (float64)."""
+    """docs/design.md section 1 with loops over groups and steps, Python floats (float64)."""
     batch, length = mask.shape
     adv = advantages if advantages.ndim == 2 else np.repeat(advantages[:, None], length, axis=1)
     weights = np.zeros((batch, length))
@@ -335,3 +335,16 @@ def test_generation_hook_entropy_equals_token_entropy(dtype, temperature):
     for step in range(3):  # the buffers are reused across steps
         logits = (torch.randn(5, 300, generator=torch.Generator().manual_seed(step)) * 4).to(dtype)
         torch.testing.assert_close(recorder.entropy(logits), token_entropy(logits, temperature), rtol=0, atol=1e-5)
+
+
+def test_the_method_imports_without_trl_or_transformers() -> None:
+    """A verl integration reuses egsw.weights in an environment of its own: no TRL, no transformers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, egsw.weights, egsw.entropy_advantage, egsw.stats; "
+        "print(sorted(m for m in ('trl', 'transformers', 'accelerate', 'datasets') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ class EGSWConfig(GRPOConfig):
     r"""GRPOConfig with Entropy-Guided Sequence Weighting (arXiv 2503.22456).
 
     Every GRPOConfig field keeps its meaning. EGSW multiplies each advantage by a weight
-    ``w = n * softmax_group((A + egsw_alpha * H) / egsw_temperature)`` (DESIGN.md section 1), a
+    ``w = n * softmax_group((A + egsw_alpha * H) / egsw_temperature)`` (docs/design.md section 1), a
     constant in the loss, so it works with every ``loss_type`` that is linear in the advantage.
     The defaults alpha 0.1, P 1.0 were kept after ``make sweep-tiny`` and ``make sweep-confirm-p``
     found no setting that beats them detectably (README, "Sensitivity to alpha and P").

@@ -1,6 +1,6 @@
 """The entropy-shaped advantage of "Reasoning with Exploration: An Entropy Perspective" (arXiv 2506.14758).
 
-One of the entropy-based peers EGSW is compared with (DESIGN.md section 3). Where EGSW
+One of the entropy-based peers EGSW is compared with (docs/design.md section 4). Where EGSW
 *re-weights* each advantage by a softmax over the group, this method *adds* a bounded,
 gradient-free entropy bonus to each token's advantage:
 

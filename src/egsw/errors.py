@@ -27,4 +27,4 @@ class OneLineErrors:
     prog: str
 
     def error(self, message: str) -> NoReturn:
-        raise InputError(f"{message}; see `{self.prog} --help`")
+        raise InputError(f"{message.rstrip('. ')}; see `{self.prog} --help`")

@@ -1,6 +1,6 @@
 """EGSWTrainer: TRL's GRPOTrainer with EGSW weights on the advantages. The only file that touches TRL internals.
 
-Where EGSW enters (DESIGN.md section 2): right after TRL has generated, scored and computed the
+Where EGSW enters (docs/design.md sections 2 and 3): right after TRL has generated, scored and computed the
 group-normalised advantages of a generation batch, and before that batch is split into
 micro-batches, the advantages become ``w * A``: (B, T) step-wise, (B,) trajectory-wise. The weights
 need every member of a group, so (A, H, mask) are gathered from all processes, weighed, and each

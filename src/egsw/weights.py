@@ -1,6 +1,6 @@
 """Entropy-Guided Sequence Weighting: the paper's equations as pure torch functions.
 
-Notation (arXiv 2503.22456; DESIGN.md section 1). A batch holds ``B = N * G`` completions, N groups
+Notation (arXiv 2503.22456; docs/design.md section 1). A batch holds ``B = N * G`` completions, N groups
 of G completions each, laid out group after group. Completion ``i`` has tokens ``t = 1..T``:
 
     A[i,t]   advantage (shape (B,) is broadcast over t)                     (B, T)

@@ -84,8 +84,8 @@ def _pre_pass_parser() -> _PrePassParser:
     parser.add_argument(CONFIG_FLAG)
     parser.add_argument("--model_name_or_path", "--model-name-or-path")
     parser.add_argument("--output_dir", "--output-dir")
-    for name in ("resume", "dry_run"):
-        parser.add_argument(f"--{name}", f"--{name.replace('_', '-')}", type=string_to_bool, nargs="?", const=True)
+    parser.add_argument("--resume", type=string_to_bool, nargs="?", const=True)
+    parser.add_argument("--dry_run", "--dry-run", type=string_to_bool, nargs="?", const=True)
     parser.add_argument("--num_processes", "--num-processes")
     return parser
 
