@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 
-from egsw.stats import f_survival, student_t_cdf
+from egsw.stats import f_survival
 from egsw.study.anova import blocked_two_factor_anova
 
 
@@ -72,10 +73,19 @@ def test_f_survival_table_values(f: float, dof1: int, dof2: int, p: float) -> No
     assert f_survival(f, dof1, dof2) == pytest.approx(p, abs=2e-4)
 
 
-def test_f_survival_is_squared_t_and_has_its_limits() -> None:
-    for t, dof in [(0.7, 3), (2.1, 8), (4.3, 2)]:
-        assert f_survival(t * t, 1, dof) == pytest.approx(2 * (1 - student_t_cdf(t, dof)), rel=1e-9)
+@pytest.mark.parametrize("f", [0.05, 0.7, 2.0, 4.41, 19.0, 250.0])
+def test_f_survival_closed_forms(f: float) -> None:
+    # dof1 = 2: (1 + 2 f / d2)^(-d2 / 2); dof2 = 2: 1 - (d1 f / (d1 f + 2))^(d1 / 2); F(1, 1) is t_1^2 (Cauchy).
+    for dof2 in (1, 3, 10, 40):
+        assert f_survival(f, 2, dof2) == pytest.approx((1 + 2 * f / dof2) ** (-dof2 / 2), rel=1e-9)
+    for dof1 in (1, 3, 8):
+        assert f_survival(f, dof1, 2) == pytest.approx(1 - (dof1 * f / (dof1 * f + 2)) ** (dof1 / 2), rel=1e-9)
+    assert f_survival(f, 1, 1) == pytest.approx(1 - 2 / math.pi * math.atan(math.sqrt(f)), rel=1e-9)
+
+
+def test_f_survival_has_its_limits() -> None:
     assert f_survival(0.0, 2, 5) == 1.0
+    assert f_survival(-1.0, 2, 5) == 1.0
     assert f_survival(math.inf, 2, 5) == 0.0
     assert math.isnan(f_survival(math.nan, 2, 5))
 
@@ -89,7 +99,7 @@ def test_two_cells_on_the_same_seeds_is_the_paired_t_test() -> None:
     assert set(effects) == {"temperature", "cells"}
     assert effects["temperature"].dof == 1
     assert effects["temperature"].f == pytest.approx(t * t, rel=1e-9)
-    assert effects["temperature"].p_value == pytest.approx(2 * (1 - student_t_cdf(abs(t), 9)), rel=1e-9)
+    assert effects["temperature"].p_value == pytest.approx(scipy.stats.ttest_rel(y[0, 1], y[0, 0]).pvalue, rel=1e-9)
 
 
 def test_seed_offsets_do_not_change_anything_and_scaling_keeps_f() -> None:

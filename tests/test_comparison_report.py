@@ -12,7 +12,7 @@ import pytest
 
 from egsw.study.comparison_report import format_summary_table, write_comparison_report
 from egsw.study.runs_data import ComparisonSummary, RunOutcome, final_training_reward, load_run, steps_to_threshold
-from egsw.study.summary import summarize_comparison
+from egsw.study.summary import is_detected, summarize_comparison
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -158,12 +158,16 @@ def test_summary_numbers_equal_hand_computed_values(summary: ComparisonSummary) 
     assert summary.base_model is not None and summary.base_model.accuracy == BASE_ACCURACY
 
 
-def test_paired_tests_separate_the_better_method_from_noise(summary: ComparisonSummary) -> None:
+def test_paired_tests_at_three_seeds_are_exact_and_cannot_detect(summary: ComparisonSummary) -> None:
     accuracy = {c.method: c for c in summary.paired["accuracy"]}
     better, same = accuracy["egsw-step"], accuracy["entropy-bonus"]
     assert better.n == 3 and better.mean == pytest.approx(0.2) and better.wins == 3
-    assert better.p_holm < 0.05 and better.p_holm >= better.p_value
-    assert same.mean == pytest.approx(0.0, abs=1e-12) and same.p_value > 0.5
+    # +0.2 on all 3 seeds: 2 of the 2^3 sign patterns are as extreme, p = 0.25; Holm over 2 methods: 0.5.
+    assert better.test == "sign-flip permutation" and better.exact and better.smallest_p == 0.25
+    assert better.p_value == 0.25 and better.p_holm == 0.5 and not is_detected(better)
+    assert (better.low, better.high) == pytest.approx((0.2, 0.2))  # bootstrap of three equal differences
+    # -0.05, +0.05, 0: every sign pattern is as far from 0 as the observed mean 0.
+    assert same.mean == pytest.approx(0.0, abs=1e-12) and same.p_value == 1.0 and same.p_holm == 1.0
     assert same.wins == 1 and same.losses == 1
     assert accuracy["egsw-trajectory"].n == 0 and math.isnan(accuracy["egsw-trajectory"].p_holm)
     length = {c.method: c for c in summary.paired["mean_length"]}
@@ -188,7 +192,10 @@ def test_report_has_its_sections_figures_and_json(report_dir: Path, summary: Com
     for method in LEVELS:
         assert f"`{method}`" in text
     assert "exit code 1: out of memory" in text and "moving average over 5" in text
-    assert "Held-out accuracy: differs from `grpo` for `egsw-step` +20.0 pp" in text
+    assert "Held-out accuracy: no method differs detectably from `grpo` at 3 paired seeds" in text
+    assert "With 3 paired seeds the exact sign-flip test cannot give a p below 0.25 " in text
+    assert "Holm's correction over 2 methods" in text and "That takes at least 7 paired seeds." in text
+    assert "| sign-flip p | Holm p |" in text and "bootstrap p" not in text
     for name in ("reward", "completion_length", "accuracy"):
         png = report_dir / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG_SIGNATURE and png.stat().st_size > 5000
@@ -198,6 +205,29 @@ def test_report_has_its_sections_figures_and_json(report_dir: Path, summary: Com
     assert content["method_summaries"]["egsw-step"]["steps_ratio"]["mean"] == pytest.approx(16 / 29)
     assert content["method_summaries"]["egsw-trajectory"]["accuracy"]["mean"] is None  # NaN as null
     assert content["paired"]["accuracy"][0]["mean"] == pytest.approx(summary.paired["accuracy"][0].mean)
+    first = content["paired"]["accuracy"][0]
+    assert first["test"] == "sign-flip permutation" and first["p_value"] == 0.25 and first["exact"] is True
+
+
+def test_six_seeds_of_one_sign_are_detected_and_five_cannot_be(tmp_path: Path) -> None:
+    """One method against grpo: all-positive differences give p = 2 / 2^n, below 0.05 from 6 seeds on."""
+    runs = []
+    for seed in range(6):
+        for method, accuracy in (("grpo", 0.40 + 0.01 * seed), ("egsw-step", 0.50 + 0.02 * seed)):
+            folder = write_run(tmp_path / method / f"seed-{seed}", curve("grpo", seed % 3), accuracy=accuracy)
+            runs.append(RunOutcome(method, seed, folder, "finished"))
+    paired = summarize_comparison(runs).paired["accuracy"][0]
+    assert paired.n == 6 and paired.p_value == pytest.approx(2 / 64) and paired.p_holm == paired.p_value
+    assert is_detected(paired)
+    text = write_comparison_report(runs, tmp_path / "six", n_bootstrap=500, title="t", command="c").read_text()
+    assert "Held-out accuracy: differs from `grpo` for `egsw-step` +12.5 pp" in text
+    assert "out of reach" not in text
+    five = [run for run in runs if run.seed < 5]
+    paired = summarize_comparison(five).paired["accuracy"][0]
+    assert paired.p_value == pytest.approx(2 / 32) and not is_detected(paired)
+    text = write_comparison_report(five, tmp_path / "five", n_bootstrap=500, title="t", command="c").read_text()
+    assert "With 5 paired seeds the exact sign-flip test cannot give a p below 0.0625 " in text
+    assert "Holm's correction" not in text and "That takes at least 6 paired seeds." in text
 
 
 def test_terminal_table_names_every_method(summary: ComparisonSummary) -> None:
@@ -226,21 +256,26 @@ def test_all_failed_runs_still_give_a_report(tmp_path: Path) -> None:
 
 
 def test_two_same_signed_seeds_are_not_called_a_detected_difference() -> None:
-    """The bootstrap p of two same-signed differences is ~1/B whatever their spread; the t-interval must agree."""
-    from egsw.stats import paired_bootstrap, t_interval
+    """Two same-signed differences: the exact sign-flip p is 0.5 whatever their size, and the t-interval holds 0.
+
+    The paired bootstrap this replaced gave p ~ 1/B here; should a p below 0.05 reach the rule anyway,
+    the t-interval must still exclude 0.
+    """
+    from egsw.stats import bootstrap_mean, paired_permutation_test, t_interval
     from egsw.study.runs_data import PairedComparison
-    from egsw.study.summary import is_detected
 
     differences = [0.01, 0.10]
-    boot = paired_bootstrap(differences, n_bootstrap=2000, rng_seed=0)
+    mean, low, high = bootstrap_mean(differences, n_bootstrap=2000, rng_seed=0)
+    test = paired_permutation_test(differences)
     _, t_low, t_high = t_interval(differences)
-    assert boot["p_value"] < 0.01 and t_low < 0 < t_high
+    assert test["p_value"] == 0.5 and t_low < 0 < t_high
 
-    def comparison(t_low: float, t_high: float) -> PairedComparison:
+    def comparison(p_value: float, t_low: float, t_high: float) -> PairedComparison:
         return PairedComparison(
-            "egsw-step", "accuracy", 2, [0, 1], boot["mean"], boot["low"], boot["high"], boot["p_value"],
-            boot["p_value"], t_low, t_high, 2, 0,
+            "egsw-step", "accuracy", 2, [0, 1], mean, low, high, p_value, p_value, t_low, t_high, 2, 0,
+            test["test"], test["exact"], test["smallest_p"],
         )  # fmt: skip
 
-    assert not is_detected(comparison(t_low, t_high))
-    assert is_detected(comparison(0.02, 0.09))
+    assert not is_detected(comparison(test["p_value"], t_low, t_high))
+    assert not is_detected(comparison(0.001, t_low, t_high))
+    assert is_detected(comparison(0.001, 0.02, 0.09))

@@ -16,6 +16,7 @@ from egsw.study.sweep_report import (
     format_sweep_table,
     sensitivity_sentence,
     versus_reference_sentence,
+    versus_reference_test_sentence,
     write_sweep_report,
 )
 from tests.test_comparison_report import PNG_SIGNATURE, write_run
@@ -185,3 +186,41 @@ def test_each_cell_is_paired_with_grpo_on_their_common_seeds(tmp_path: Path) -> 
     no_grpo = summarize_sweep([r for r in runs if r.method != "grpo"])
     assert all(c.versus_reference == {} for c in no_grpo.cells)
     assert versus_reference_sentence(no_grpo) == "No `grpo` runs: no cell is compared with GRPO."
+    assert versus_reference_test_sentence(no_grpo) == ""
+
+
+def test_cells_against_grpo_at_two_seeds_cannot_be_detected(tmp_path: Path) -> None:
+    runs = _sweep_runs(tmp_path / "runs")
+    summary = summarize_sweep(runs)
+    best = next(c for c in summary.cells if c.label == "step a=0.1 P=1").versus_reference["accuracy"]
+    assert best.test == "sign-flip permutation" and best.p_value == 0.5 and best.p_holm == 1.0
+    sentence = versus_reference_test_sentence(summary)
+    assert sentence.startswith("Exact sign-flip permutation tests of cell - grpo, Holm-adjusted over the cells")
+    assert (
+        "held-out accuracy: p_Holm < 0.05 is out of reach at 2 seeds (no p below 2 / 2^2 = 0.5, and Holm over "
+        "4 cells makes it >= 1; that takes 8 seeds)"
+    ) in sentence
+    text = write_sweep_report(runs, tmp_path / "out", title="t", command="egsw sweep").read_text()
+    assert sentence in text and sentence in format_sweep_table(summary)
+
+
+def test_a_cell_ahead_of_grpo_on_seven_seeds_is_detected(tmp_path: Path) -> None:
+    """Two cells x 7 seeds: P = 2 is 8-14 points ahead on every seed (p = 2 / 2^7, Holm x 2 = 0.031)."""
+    runs = []
+    for seed in range(7):
+        rewards = [0.0] * 5 + [0.3 + 0.01 * seed] * 5
+        folder = write_run(tmp_path / "grpo" / f"seed-{seed}", rewards, accuracy=0.35 + 0.01 * seed)
+        runs.append(RunOutcome("grpo", seed, folder, "finished"))
+        for temperature, gain in ((1.0, 0.01 * (seed % 3 - 1)), (2.0, 0.08 + 0.01 * seed)):
+            label = f"step a=0.1 P={temperature:g}"
+            params = {"egsw_mode": "step", "egsw_alpha": 0.1, "egsw_temperature": temperature}
+            folder = write_run(
+                tmp_path / label.replace(" ", "_") / f"seed-{seed}", rewards, accuracy=0.35 + 0.01 * seed + gain
+            )
+            runs.append(RunOutcome(label, seed, folder, "finished", params=params))
+    summary = summarize_sweep(runs)
+    ahead = next(c for c in summary.cells if c.temperature == 2.0).versus_reference["accuracy"]
+    assert ahead.p_value == pytest.approx(2 / 2**7) and ahead.p_holm == pytest.approx(4 / 2**7)
+    sentence = versus_reference_test_sentence(summary)
+    assert "held-out accuracy: detected for `step a=0.1 P=2`" in sentence
+    assert "final training reward: none detected (smallest p_Holm = 1.000)" in sentence

@@ -1,20 +1,53 @@
 """Small statistics for reporting: confidence intervals, the unbiased pass@k, paired tests.
 
-Pure Python and numpy; nothing here knows about models.
+The distributions, quantiles, resampling and exact tests are scipy's (``scipy.stats``); what is
+written here is only what no library has in this form: the unbiased pass@k estimator, Holm's
+step-down adjustment, the Wilson interval for a fractional number of successes, and the handling
+of NaN and tiny samples around the scipy calls. Nothing here knows about models.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-Z_95 = 1.959963984540054
+Z_95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), as a literal: see _scipy_stats
+
+# The sign-flip test enumerates all 2^n sign patterns of up to 16 pairs; beyond, it draws 2^16 at random.
+# scipy's enumeration takes about 0.5 s at 2^16 patterns and about 6-9 s at 2^20.
+SIGN_FLIP_EXACT_MAX_PAIRS = 16
+SIGN_FLIP_RESAMPLES = 2**SIGN_FLIP_EXACT_MAX_PAIRS
+SIGN_FLIP_TEST = "sign-flip permutation"
+
+
+def _scipy_stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: it takes about 1 s, and ``egsw score`` needs only Wilson."""
+    from scipy import stats
+
+    return stats
+
+
+def _seeded(rng_seed: int, function: Callable[..., Any]) -> dict[str, np.random.Generator]:
+    """``{"rng": Generator(rng_seed)}`` for a scipy resampling function (``random_state`` before scipy 1.15)."""
+    keyword = "rng" if "rng" in inspect.signature(function).parameters else "random_state"
+    return {keyword: np.random.default_rng(rng_seed)}
+
+
+# --- Proportions and per-problem differences -----------------------------------------------------
 
 
 def wilson_interval(successes: float, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval for a proportion (95% by default); (0, 1) when ``trials`` is 0."""
+    """The Wilson score interval for a proportion (95% by default); (0, 1) when ``trials`` is 0.
+
+    The closed form, so that ``successes`` may be fractional (the mean over several samples per
+    problem); for whole counts it equals ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
+    """
     if trials <= 0:
         return 0.0, 1.0
     p = successes / trials
@@ -26,7 +59,10 @@ def wilson_interval(successes: float, trials: int, z: float = Z_95) -> tuple[flo
 
 
 def mean_interval(values: Sequence[float], z: float = Z_95) -> tuple[float, float, float]:
-    """Mean and its normal-approximation 95% interval: ``(mean, low, high)``."""
+    """Mean and its normal-approximation 95% interval ``mean +- z sd / sqrt(n)``: ``(mean, low, high)``.
+
+    For many items (problems of a held-out set); over a few seeds use :func:`t_interval`.
+    """
     array = np.asarray(values, dtype=float)
     if array.size == 0:
         return math.nan, math.nan, math.nan
@@ -52,8 +88,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def paired_difference(before: Sequence[float], after: Sequence[float], z: float = Z_95) -> dict[str, float]:
     """Mean of ``after - before`` over paired items, its 95% interval, and McNemar's exact p-value.
 
-    For 0/1 outcomes on the same problems this is the right test of "did accuracy change": it
-    uses only the problems whose outcome changed (``gained`` and ``lost``).
+    ``before`` and ``after``: one value per problem (0/1, or a share of correct samples), same length.
+    For 0/1 outcomes on the same problems this is the right test of "did accuracy change": it uses
+    only the problems whose outcome changed (``gained``: 0 -> 1, ``lost``: 1 -> 0).
+    Returns ``{"mean", "low", "high", "gained", "lost", "p_value"}``.
     """
     a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     if a.shape != b.shape:
@@ -64,15 +102,14 @@ def paired_difference(before: Sequence[float], after: Sequence[float], z: float 
 
 
 def mcnemar_p(gained: int, lost: int) -> float:
-    """Two-sided exact McNemar p-value: a binomial test of ``gained`` vs ``lost`` at one half."""
+    """Two-sided exact McNemar p-value: ``scipy.stats.binomtest`` of ``gained`` of the discordant pairs at 1/2."""
     total = gained + lost
     if total == 0:
         return 1.0
-    tail = sum(math.comb(total, i) for i in range(min(gained, lost) + 1)) / 2**total
-    return min(1.0, 2 * tail)
+    return float(_scipy_stats().binomtest(gained, total, 0.5, alternative="two-sided").pvalue)
 
 
-# --- Seeds as samples: t-intervals, paired bootstrap, ratio of means, Holm ----------------------
+# --- Seeds as samples: t-intervals, F tails, bootstrap, sign-flip test, Holm ---------------------
 #
 # A comparison of training methods has a handful of seeds per method, so the statistics below
 # work on very small samples. NaN entries (a run without that number) are dropped, never
@@ -80,104 +117,27 @@ def mcnemar_p(gained: int, lost: int) -> float:
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
-    """The finite entries of ``values`` as a float array (NaN and infinities dropped)."""
+    """The finite entries of ``values`` as a flat float array (NaN and infinities dropped)."""
     array = np.asarray(values, dtype=float).ravel()
     return array[np.isfinite(array)]
 
 
-def _continued_fraction_beta(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes 6.4)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    result = d
-    for m in range(1, 1000):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            result *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return result
-
-
-def regularized_beta(x: float, a: float, b: float) -> float:
-    """The regularized incomplete beta function ``I_x(a, b)`` for ``0 <= x <= 1`` and ``a, b > 0``."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _continued_fraction_beta(a, b, x) / a
-    return 1.0 - front * _continued_fraction_beta(b, a, 1.0 - x) / b
-
-
-def student_t_cdf(t: float, dof: float) -> float:
-    """``P(T <= t)`` for Student's t with ``dof`` degrees of freedom.
-
-    For ``t > 0`` it is ``1 - I_x(dof/2, 1/2) / 2`` with ``x = dof / (dof + t^2)``; symmetric below 0.
-    """
-    if math.isnan(t):
-        return math.nan
-    tail = 0.5 * regularized_beta(dof / (dof + t * t), dof / 2.0, 0.5)
-    return 1.0 - tail if t > 0 else tail
-
-
 def f_survival(f: float, dof1: float, dof2: float) -> float:
-    """``P(F > f)`` for Fisher's F with ``(dof1, dof2)`` degrees of freedom.
-
-    It is ``I_x(dof2/2, dof1/2)`` with ``x = dof2 / (dof2 + dof1 f)``.
+    """``P(F > f)`` for Fisher's F with ``(dof1, dof2)`` degrees of freedom (``scipy.stats.f.sf``).
 
     NaN for a NaN ``f``; 1 for ``f <= 0``; 0 for ``f = inf``. ``f_survival(4.103, 2, 10) = 0.05``.
     """
     if math.isnan(f):
         return math.nan
-    if f <= 0.0:
-        return 1.0
-    if math.isinf(f):
-        return 0.0
-    return regularized_beta(dof2 / (dof2 + dof1 * f), dof2 / 2.0, dof1 / 2.0)
-
-
-def t_quantile(probability: float, dof: float) -> float:
-    """The ``probability`` quantile of Student's t with ``dof`` degrees of freedom (bisection on the cdf).
-
-    ``t_quantile(0.975, 1) = 12.706``, ``(0.975, 2) = 4.303``, ``(0.975, 4) = 2.776``; it tends to the
-    normal quantile 1.960 as ``dof`` grows. Accurate to about 1e-10 relative.
-    """
-    if not 0.0 < probability < 1.0 or not dof > 0:
-        raise ValueError(f"t_quantile needs 0 < probability < 1 and dof > 0, got {probability}, {dof}")
-    if probability == 0.5:
-        return 0.0
-    if probability < 0.5:
-        return -t_quantile(1.0 - probability, dof)
-    low, high = 0.0, 1.0
-    while student_t_cdf(high, dof) < probability:
-        low, high = high, 2.0 * high
-    for _ in range(200):
-        middle = 0.5 * (low + high)
-        if student_t_cdf(middle, dof) < probability:
-            low = middle
-        else:
-            high = middle
-        if high - low <= 1e-12 * high:
-            break
-    return 0.5 * (low + high)
+    return float(_scipy_stats().f.sf(f, dof1, dof2))
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean and its t-interval over a small sample: ``(mean, low, high)``, 95% by default.
 
-    The half-width is ``t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` with the sample sd (ddof 1), the
-    right interval for the mean over a few seeds. NaN entries are dropped; one value gives
-    ``(v, v, v)`` (no spread to estimate), none gives NaNs.
+    The half-width is ``t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` with the sample sd (ddof 1) and
+    the quantile from ``scipy.stats.t.ppf``: the right interval for the mean over a few seeds. NaN
+    entries are dropped; one value gives ``(v, v, v)`` (no spread to estimate), none gives NaNs.
     """
     array = _finite(values)
     if array.size == 0:
@@ -185,49 +145,62 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     mean = float(array.mean())
     if array.size == 1:
         return mean, mean, mean
-    half = t_quantile(0.5 + confidence / 2.0, array.size - 1) * float(array.std(ddof=1)) / math.sqrt(array.size)
+    quantile = float(_scipy_stats().t.ppf(0.5 + confidence / 2.0, array.size - 1))
+    half = quantile * float(array.std(ddof=1)) / math.sqrt(array.size)
     return mean, mean - half, mean + half
 
 
-def _resample_means(values: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Means of ``n_bootstrap`` resamples (with replacement) of ``values``, and the indices drawn."""
-    indices = rng.integers(0, values.size, size=(n_bootstrap, values.size))
-    return values[indices].mean(axis=1), indices
+def _percentile_bootstrap(
+    samples: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    n_bootstrap: int,
+    rng_seed: int,
+    confidence: float,
+) -> tuple[float, float]:
+    """``scipy.stats.bootstrap`` percentile interval of ``statistic(*samples, axis=-1)``, samples resampled apart.
 
-
-def paired_bootstrap(
-    differences: Sequence[float], n_bootstrap: int = 10_000, rng_seed: int = 0, confidence: float = 0.95
-) -> dict[str, float]:
-    """Mean of paired differences with a percentile bootstrap interval and a two-sided bootstrap p-value.
-
-    ``differences`` are per-pair differences (e.g. method - baseline for the same seed). The
-    interval is the ``(1 -/+ confidence) / 2`` percentiles of the means of ``n_bootstrap`` resamples.
-    The p-value tests "mean difference = 0": resample the centred differences ``d - mean(d)`` (the
-    null made true) and count the resampled means at least as far from 0 as the observed one,
-    ``p = (count + 1) / (n_bootstrap + 1)``. Deterministic given ``rng_seed``.
-
-    Returns ``{"mean", "low", "high", "p_value", "n"}``; NaN differences are dropped. With fewer than
-    two differences there is no spread to resample: ``low``, ``high`` and ``p_value`` are NaN.
-    With few pairs the bootstrap is optimistic (its interval cannot be wider than the observed
-    differences); it is a description of the data more than a guarantee.
+    Each sample (1-D, at least 2 values) is resampled with replacement on its own. NaN bounds when
+    a resample's statistic is NaN (scipy then warns that the interval is degenerate; silenced here).
     """
-    d = _finite(differences)
-    result: dict[str, float] = {"mean": math.nan, "low": math.nan, "high": math.nan, "p_value": math.nan, "n": d.size}
-    if d.size == 0:
-        return result
-    observed = float(d.mean())
-    result["mean"] = observed
-    if d.size < 2:
-        return result
-    rng = np.random.default_rng(rng_seed)
-    means, indices = _resample_means(d, n_bootstrap, rng)
-    tail = 50.0 * (1.0 - confidence)
-    result["low"], result["high"] = (float(v) for v in np.percentile(means, [tail, 100.0 - tail]))
-    null_means = (d - observed)[indices].mean(axis=1)
-    tolerance = 1e-12 * max(1.0, float(np.abs(d).max()))
-    count = int(np.sum(np.abs(null_means) >= abs(observed) - tolerance))
-    result["p_value"] = (count + 1) / (n_bootstrap + 1)
-    return result
+    stats = _scipy_stats()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            samples,
+            statistic,
+            n_resamples=n_bootstrap,
+            vectorized=True,
+            paired=False,
+            confidence_level=confidence,
+            method="percentile",
+            **_seeded(rng_seed, stats.bootstrap),
+        )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def bootstrap_mean(
+    values: Sequence[float], n_bootstrap: int = 10_000, rng_seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of ``values`` with a percentile bootstrap interval (``scipy.stats.bootstrap``): ``(mean, low, high)``.
+
+    For per-seed paired differences, resampled as one sample; deterministic given ``rng_seed``. NaN
+    entries are dropped; fewer than two values give NaN bounds (no spread to resample), none a NaN
+    mean. With few values the interval is optimistic: it cannot be wider than the values' range.
+    """
+    array = _finite(values)
+    if array.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(array.mean())
+    if array.size < 2:
+        return mean, math.nan, math.nan
+    low, high = _percentile_bootstrap((array,), np.mean, n_bootstrap, rng_seed, confidence)
+    return mean, low, high
+
+
+def _ratio(top: Any, bottom: Any) -> Any:
+    """``top / bottom`` elementwise, NaN where ``bottom`` is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.asarray(bottom) != 0, np.divide(top, bottom), np.nan)
 
 
 def bootstrap_ratio(
@@ -239,26 +212,93 @@ def bootstrap_ratio(
 ) -> tuple[float, float, float]:
     """Ratio of two means, ``mean(numerator) / mean(denominator)``, with a percentile bootstrap interval.
 
-    The two samples are independent (e.g. steps to a threshold of two methods' seeds), so each is
-    resampled on its own. Returns ``(ratio, low, high)``; NaN entries are dropped and an empty sample
-    gives NaNs. A side with a single value contributes no spread (one value on both sides gives
-    ``(ratio, ratio, ratio)``). Resamples whose denominator mean is 0 are left out of the interval.
+    The two samples are independent (e.g. steps to a threshold of two methods' seeds), so
+    ``scipy.stats.bootstrap`` resamples each on its own. Returns ``(ratio, low, high)``; NaN entries
+    are dropped and an empty sample gives NaNs. A side with a single value contributes no spread
+    (held at its value; one value on both sides gives ``(ratio, ratio, ratio)``). A zero
+    denominator mean, in the data or in a resample, makes the ratio or the bounds NaN.
     """
     numerator, denominator = _finite(numerator_samples), _finite(denominator_samples)
     if numerator.size == 0 or denominator.size == 0:
         return math.nan, math.nan, math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(numerator.mean() / denominator.mean()) if denominator.mean() != 0 else math.nan
-        rng = np.random.default_rng(rng_seed)
-        top, _ = _resample_means(numerator, n_bootstrap, rng)
-        bottom, _ = _resample_means(denominator, n_bootstrap, rng)
-        ratios = np.where(bottom != 0, top / np.where(bottom != 0, bottom, 1.0), np.nan)
-    ratios = ratios[np.isfinite(ratios)]
-    if ratios.size == 0:
-        return ratio, math.nan, math.nan
-    tail = 50.0 * (1.0 - confidence)
-    low, high = np.percentile(ratios, [tail, 100.0 - tail])
-    return ratio, float(low), float(high)
+    ratio = float(_ratio(numerator.mean(), denominator.mean()))
+    sides = (numerator, denominator)
+    varying = tuple(side for side in sides if side.size > 1)
+    if not varying:
+        return ratio, ratio, ratio
+
+    def statistic(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        draws = iter(resampled)
+        top, bottom = (next(draws).mean(axis=axis) if side.size > 1 else side.mean() for side in sides)
+        return _ratio(top, bottom)
+
+    low, high = _percentile_bootstrap(varying, statistic, n_bootstrap, rng_seed, confidence)
+    return ratio, low, high
+
+
+def smallest_sign_flip_p(n: int, n_resamples: int = SIGN_FLIP_RESAMPLES) -> float:
+    """The smallest two-sided p-value :func:`paired_permutation_test` can give on ``n`` pairs.
+
+    Exact test (``2^n <= n_resamples``): the observed signs and their mirror are the two most
+    extreme of the ``2^n`` patterns, so ``2 / 2^n``: 1 at 1 pair, 0.25 at 3, 0.0625 at 5, 0.031 at 6,
+    0.002 at 10; below 6 pairs no p under 0.05 exists. Random patterns: ``2 / (n_resamples + 1)``.
+    NaN for no pairs.
+    """
+    if n < 1:
+        return math.nan
+    patterns = 2**n if 2**n <= n_resamples else n_resamples + 1
+    return min(1.0, 2.0 / patterns)
+
+
+def paired_permutation_test(
+    differences: Sequence[float], n_resamples: int = SIGN_FLIP_RESAMPLES, rng_seed: int = 0
+) -> dict[str, Any]:
+    """Two-sided sign-flip permutation test of "the paired differences are symmetric about 0" on their mean.
+
+    ``differences``: per-pair differences (e.g. method - baseline for the same seed), NaN dropped.
+    Under the null each difference is as likely to have the other sign, so the null distribution of
+    the mean is that of all ``2^n`` sign patterns: ``scipy.stats.permutation_test`` with the one
+    sample and ``permutation_type="samples"``. Exact (every pattern once) when ``2^n <= n_resamples``
+    (up to 16 pairs by default), otherwise ``n_resamples`` random patterns seeded by ``rng_seed``.
+    The differences are scaled by their largest magnitude and the mean rounded to 12 decimals, so
+    patterns whose means are equal count as equal despite rounding.
+
+    Returns ``{"mean", "p_value", "n", "exact", "smallest_p", "test"}``; ``smallest_p`` is
+    :func:`smallest_sign_flip_p` (the p-value no data on ``n`` pairs can go below). Fewer than two
+    differences: ``p_value`` NaN (no test).
+    """
+    d = _finite(differences)
+    exact = 2**d.size <= n_resamples
+    result: dict[str, Any] = {
+        "mean": float(d.mean()) if d.size else math.nan,
+        "p_value": math.nan,
+        "n": int(d.size),
+        "exact": exact,
+        "smallest_p": smallest_sign_flip_p(d.size, n_resamples),
+        "test": SIGN_FLIP_TEST,
+    }
+    if d.size < 2:
+        return result
+    scale = float(np.abs(d).max())
+    if scale == 0.0:
+        result["p_value"] = 1.0
+        return result
+
+    def statistic(x: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.round(np.mean(x, axis=axis), 12)
+
+    stats = _scipy_stats()
+    test = stats.permutation_test(
+        (d / scale,),
+        statistic,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative="two-sided",
+        **_seeded(rng_seed, stats.permutation_test),
+    )
+    result["p_value"] = float(min(1.0, test.pvalue))
+    return result
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:

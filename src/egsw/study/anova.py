@@ -11,9 +11,10 @@ over the dotted axes:
     SS_seed  = A P   sum_s (y[..s] - y[...])^2                                 dof S - 1
     SS_resid = SS_total - the four above                                      dof (AP - 1)(S - 1)
 
-Each effect's ``F = (SS / dof) / (SS_resid / dof_resid)`` with its p-value ``P(F > f)``; "cells" is
-the three together (does anything in the grid matter?). The test assumes normal, equal-variance
-errors; at 2-3 seeds it has little power, so a large p says "not detected", not "no effect".
+Each effect's ``F = (SS / dof) / (SS_resid / dof_resid)`` with its p-value ``P(F > f)`` from scipy's
+F distribution (:func:`egsw.stats.f_survival`); "cells" is the three together (does anything in the
+grid matter?). The test assumes normal, equal-variance errors; at 2-3 seeds it has little power, so
+a large p says "not detected", not "no effect".
 """
 
 from __future__ import annotations

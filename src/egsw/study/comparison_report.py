@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from egsw.run.plots import CURVES
+from egsw.stats import SIGN_FLIP_EXACT_MAX_PAIRS, SIGN_FLIP_RESAMPLES
 from egsw.study.runs_data import (
     MEASURES,
     SIGNIFICANCE,
@@ -25,7 +26,7 @@ from egsw.study.runs_data import (
     is_number,
     write_summary_json,
 )
-from egsw.study.summary import is_detected, summarize_comparison
+from egsw.study.summary import is_detected, seeds_for_detection, smallest_holm_p, summarize_comparison
 from egsw.study.tables import (
     count_phrase,
     difference_text,
@@ -33,6 +34,7 @@ from egsw.study.tables import (
     header_lines,
     interval_text,
     markdown_table,
+    p_floor_text,
     p_value_phrase,
     p_value_text,
     pyplot,
@@ -98,7 +100,9 @@ def _efficiency_sentence(summary: ComparisonSummary) -> str:
             part += f" (a lower bound: {s.not_reached} of its runs never reached the threshold)"
         parts.append(part)
     sentence = (
-        f"Steps to reach `{baseline}`'s final training reward (95% bootstrap interval): " + "; ".join(parts) + "."
+        f"Steps to reach `{baseline}`'s final training reward (95% percentile bootstrap interval): "
+        + "; ".join(parts)
+        + "."
     )
     reference = summary.method_summaries.get(baseline)
     if reference is not None and reference.not_reached:
@@ -121,19 +125,45 @@ def supported_claims(summary: ComparisonSummary) -> list[str]:
     if not counts:
         return [f"Fewer than 2 seeds of any method are paired with `{baseline}`: no difference can be assessed (n/a)."]
     sentences = [
-        f"Differences are `method - {baseline}` on the same seed, with 95% paired-bootstrap intervals; "
-        f"a difference counts as detected when its Holm-adjusted p < {SIGNIFICANCE} and its paired t-interval "
-        "excludes 0."
+        f"Differences are `method - {baseline}` on the same seed, with 95% percentile bootstrap intervals; "
+        "a difference counts as detected when the p-value of its exact sign-flip permutation test, Holm-adjusted "
+        f"across methods, is < {SIGNIFICANCE} and its paired t-interval excludes 0."
     ]
+    unreachable = _unreachable_sentence(summary)
+    sentences += [unreachable] if unreachable else []
     sentences += [_measure_sentence(summary, measure) for measure in MEASURES]
     sentences.append(_efficiency_sentence(summary))
     if max(counts) < 10:
         sentences.append(
             f"With {count_phrase(counts, 'seed')} the bootstrap interval cannot be wider than the spread of the "
-            "observed differences and its p-values are optimistic; read the paired t-intervals alongside, and add "
-            "seeds before relying on a difference."
+            "observed differences; read the paired t-intervals alongside, and add seeds before relying on a "
+            "difference."
         )
     return sentences
+
+
+def _unreachable_sentence(summary: ComparisonSummary) -> str | None:
+    """Where too few seeds leave a Holm-adjusted sign-flip p < 0.05 out of reach (None: reachable everywhere).
+
+    At n seeds the exact test's smallest p is 2 / 2^n, and Holm multiplies the smallest of m p-values by m.
+    """
+    families = {m: [c for c in cs if is_number(c.p_value)] for m, cs in summary.paired.items()}
+    blocked = {m: cs for m, cs in families.items() if cs and smallest_holm_p(cs) >= SIGNIFICANCE}
+    if not blocked:
+        return None
+    tested = [c for cs in blocked.values() for c in cs]
+    seeds, methods = max(c.n for c in tested), max(len(cs) for cs in blocked.values())
+    floor = min(c.smallest_p for c in tested)
+    everywhere = len(blocked) == len(families)
+    where = "on every measure" if everywhere else "on " + " and ".join(MEASURES[m] for m in blocked)
+    holm = f", and Holm's correction over {methods} methods multiplies the smallest p by {methods}" * (methods > 1)
+    return (
+        f"With {seeds} paired seeds the exact sign-flip test cannot give a p below {p_floor_text(floor)} "
+        f"(2 / 2^{seeds}: the observed signs and their mirror image are the two most extreme of the 2^{seeds} "
+        f"sign patterns){holm}: a Holm-adjusted p < {SIGNIFICANCE} is out of reach {where}, so no difference "
+        f"{'' if everywhere else 'there '}can be called detected, whatever its size. That takes at least "
+        f"{seeds_for_detection(methods, SIGNIFICANCE)} paired seeds."
+    )
 
 
 def _comparison_table_rows(summary: ComparisonSummary) -> list[list[str]]:
@@ -175,7 +205,8 @@ def _efficiency_section(summary: ComparisonSummary) -> list[str]:
         f"A run reaches it at the first step where the trailing mean of its last {window} rewards is >= the "
         'threshold; a run that never does is counted at its last step ("not reached", censored), so a mean '
         "that includes such runs, and a ratio built on it, is a lower bound. The ratio is mean steps / "
-        f"`{baseline}`'s mean steps, with a 95% bootstrap interval (seeds resampled within each method).",
+        f"`{baseline}`'s mean steps, with a 95% percentile bootstrap interval ({summary.n_bootstrap} resamples, "
+        "seeds resampled within each method).",
         "",
     ]
     body = []
@@ -202,12 +233,15 @@ def _paired_section(summary: ComparisonSummary) -> list[str]:
     lines = [f"## Paired comparison with `{baseline}` (same seeds)", ""]
     if not summary.baseline_present:
         return lines + [f"n/a: there is no finished `{baseline}` run, so there are no pairs.", ""]
+    sampled = any(not c.exact for comparisons in summary.paired.values() for c in comparisons if c.n >= 2)
     lines += [
         f"For each seed that both the method and `{baseline}` finished, d = method - `{baseline}`. Shown: mean d, "
-        "its 95% paired-bootstrap percentile interval, the paired t-interval (for comparison), the two-sided "
-        f"bootstrap p-value (centred differences resampled {summary.n_bootstrap} times, p = (count + 1) / (B + 1)), "
-        "the same p Holm-adjusted across methods per measure, and on how many seeds the method is higher / lower. "
-        "Fewer than 2 paired seeds: n/a.",
+        f"its 95% percentile bootstrap interval ({summary.n_bootstrap} resamples of the seeds), the paired "
+        "t-interval, the two-sided p-value of the exact sign-flip permutation test (the mean d against the means "
+        "of all 2^n sign patterns of the n differences; it cannot go below 2 / 2^n: 0.25 at 3 seeds, 0.0625 at 5, "
+        "0.002 at 10), the same p Holm-adjusted across methods per measure, and on how many seeds the method is "
+        "higher / lower. Fewer than 2 paired seeds: n/a."
+        + (f" Above {SIGN_FLIP_EXACT_MAX_PAIRS} seeds it uses {SIGN_FLIP_RESAMPLES} random sign patterns." * sampled),
         "",
     ]
     for measure, comparisons in summary.paired.items():
@@ -224,7 +258,16 @@ def _paired_section(summary: ComparisonSummary) -> list[str]:
             ]
             for c in comparisons
         ]
-        header = ["method", "seeds", "mean d", "95% bootstrap CI", "95% t-CI", "p", "Holm p", "higher / lower"]
+        header = [
+            "method",
+            "seeds",
+            "mean d",
+            "95% bootstrap CI",
+            "95% t-CI",
+            "sign-flip p",
+            "Holm p",
+            "higher / lower",
+        ]
         lines += [
             f"### {MEASURES[measure].capitalize()}",
             "",

@@ -164,7 +164,7 @@ class MethodSummary:
     mean_length: Estimate
     steps_to_threshold: Estimate  # censored runs count at their last step
     not_reached: int
-    steps_ratio: Estimate | None  # mean steps / baseline's, 95% bootstrap interval; None for the baseline
+    steps_ratio: Estimate | None  # mean steps / baseline's, 95% percentile bootstrap; None for the baseline
 
 
 @dataclass(frozen=True)
@@ -176,14 +176,17 @@ class PairedComparison:
     n: int
     seeds: list[int]
     mean: float
-    low: float  # 95% paired-bootstrap percentile interval
+    low: float  # 95% percentile bootstrap interval of the mean difference (scipy.stats.bootstrap)
     high: float
-    p_value: float  # two-sided bootstrap p-value
-    p_holm: float  # Holm-adjusted across the methods, per measure
-    t_low: float  # paired t-interval, for comparison (wider with few seeds)
+    p_value: float  # two-sided p of the sign-flip permutation test on the mean difference (NaN below 2 seeds)
+    p_holm: float  # Holm-adjusted across the methods (comparison) or cells (sweep), per measure
+    t_low: float  # paired t-interval (wider than the bootstrap's with few seeds)
     t_high: float
     wins: int  # seeds where the method's value is higher
     losses: int
+    test: str  # the test behind p_value: "sign-flip permutation"
+    exact: bool  # all 2^n sign patterns enumerated (up to 16 seeds), else random ones
+    smallest_p: float  # the smallest p_value the test can give at n seeds: 2 / 2^n when exact
 
 
 @dataclass(frozen=True)

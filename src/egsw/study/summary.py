@@ -2,7 +2,8 @@
 
 Comparison (:func:`summarize_comparison`): per-run numbers first (:class:`RunRow`), then per method
 over seeds (t-intervals, training curves as bands), then paired by seed against the baseline
-(bootstrap, Holm); :func:`is_detected` says which paired differences count. Sweep
+(bootstrap interval, exact sign-flip permutation test, Holm); :func:`is_detected` says which paired
+differences count and :func:`smallest_holm_p` whether any could. Sweep
 (:func:`summarize_sweep`): per (mode, alpha, temperature) cell over seeds, and the best cell per
 measure against its grid neighbours and the grpo reference (t-interval overlap). Pure numbers: no
 markdown, no figures.
@@ -18,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from egsw.run.plots import CURVES, moving_average
-from egsw.stats import bootstrap_ratio, holm_adjust, paired_bootstrap, t_interval
+from egsw.stats import (
+    bootstrap_mean,
+    bootstrap_ratio,
+    holm_adjust,
+    paired_permutation_test,
+    smallest_sign_flip_p,
+    t_interval,
+)
 from egsw.study.anova import blocked_two_factor_anova
 from egsw.study.runs_data import (
     MEASURES,
@@ -135,22 +143,26 @@ def _paired(
     ours, theirs = _by_seed(rows, measure), _by_seed(baseline_rows, measure)
     seeds = sorted(set(ours) & set(theirs))
     differences = np.asarray([ours[s] - theirs[s] for s in seeds], dtype=float)
-    boot = paired_bootstrap(differences, n_bootstrap=n_bootstrap, rng_seed=rng_seed)
+    mean, low, high = bootstrap_mean(differences, n_bootstrap=n_bootstrap, rng_seed=rng_seed)
+    test = paired_permutation_test(differences, rng_seed=rng_seed)
     _, t_low, t_high = t_interval(differences) if differences.size >= 2 else (math.nan, math.nan, math.nan)
     return PairedComparison(
         method=method,
         measure=measure,
         n=len(seeds),
         seeds=seeds,
-        mean=boot["mean"],
-        low=boot["low"],
-        high=boot["high"],
-        p_value=boot["p_value"],
+        mean=mean,
+        low=low,
+        high=high,
+        p_value=test["p_value"],
         p_holm=math.nan,
         t_low=t_low,
         t_high=t_high,
         wins=int(np.sum(differences > 0)),
         losses=int(np.sum(differences < 0)),
+        test=test["test"],
+        exact=test["exact"],
+        smallest_p=test["smallest_p"],
     )
 
 
@@ -220,10 +232,11 @@ def summarize_comparison(
 
 
 def is_detected(comparison: PairedComparison) -> bool:
-    """A difference the report calls detected: Holm-adjusted bootstrap p < 0.05 *and* a paired t-interval without 0.
+    """A difference the report calls detected: Holm-adjusted sign-flip p < 0.05 *and* a paired t-interval without 0.
 
-    With few seeds the bootstrap alone is degenerate (two same-signed differences give p ~ 1/B
-    whatever their spread), so the wider paired t-interval must agree.
+    Differences of one sign give the sign-flip test its smallest p, 2 / 2^n, however widely they
+    spread (from 6 seeds on that is below 0.05), so the paired t-interval, which weighs the spread
+    against the mean, must agree.
     """
     return (
         is_number(comparison.p_holm)
@@ -231,6 +244,31 @@ def is_detected(comparison: PairedComparison) -> bool:
         and is_number(comparison.t_low)
         and not comparison.t_low <= 0 <= comparison.t_high
     )
+
+
+def seeds_for_detection(tests: int, alpha: float = SIGNIFICANCE) -> int:
+    """The fewest paired seeds at which a Holm-adjusted sign-flip p over ``tests`` comparisons can be < ``alpha``.
+
+    The smallest n with ``tests * smallest_sign_flip_p(n) < alpha``: 6 for one comparison, 7 for two or
+    three, 8 for four to six (at alpha 0.05).
+    """
+    n = 1
+    while tests * smallest_sign_flip_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def smallest_holm_p(comparisons: Sequence[PairedComparison]) -> float:
+    """The smallest Holm-adjusted p any data could give this family of comparisons (one measure).
+
+    Holm multiplies the smallest of the m p-values by m, and no comparison's p can go below its
+    ``smallest_p`` (2 / 2^n at n seeds), so it is ``m * min(smallest_p)`` over the m comparisons with
+    a p-value, capped at 1; NaN when none has one. At or above 0.05 nothing can be detected.
+    """
+    tested = [c for c in comparisons if is_number(c.p_value)]
+    if not tested:
+        return math.nan
+    return min(1.0, len(tested) * min(c.smallest_p for c in tested))
 
 
 # --- Sweep: grid cells over seeds ----------------------------------------------------------------

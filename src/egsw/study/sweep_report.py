@@ -2,7 +2,8 @@
 
 Per mode, a heatmap of alpha x temperature for the final training reward and the held-out accuracy;
 the best cell per measure with whether it is distinguishable from its grid neighbours and from the
-grpo reference. The numbers come from egsw.study.summary (:func:`summarize_sweep`).
+grpo reference; each cell against grpo by its paired t-interval and an exact sign-flip permutation
+test, Holm-adjusted over the cells. The numbers come from egsw.study.summary (:func:`summarize_sweep`).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from egsw.study.runs_data import (
     SweepSummary,
     write_summary_json,
 )
-from egsw.study.summary import grid_value_order, summarize_sweep
+from egsw.study.summary import grid_value_order, is_detected, seeds_for_detection, smallest_holm_p, summarize_sweep
 from egsw.study.tables import (
     difference_text,
     estimate_text,
     header_lines,
     interval_text,
     markdown_table,
+    p_floor_text,
     p_value_phrase,
     p_value_text,
     pyplot,
@@ -141,6 +143,45 @@ def versus_reference_sentence(summary: SweepSummary) -> str:
         "Paired 95% t-intervals of cell - grpo over common seeds, uncorrected for the number of cells ("
         + "; ".join(parts)
         + ")."
+    )
+
+
+def _tested_against_reference(summary: SweepSummary, measure: str) -> str:
+    """What the Holm-adjusted sign-flip tests of cell - grpo on ``measure`` find, or why they cannot find anything."""
+    pairs = [(c.label, c.versus_reference[measure]) for c in summary.cells if measure in c.versus_reference]
+    tested = [(label, paired) for label, paired in pairs if math.isfinite(paired.p_value)]
+    if not tested:
+        return f"{MEASURES[measure]}: n/a (fewer than 2 common seeds)"
+    floor = smallest_holm_p([paired for _, paired in tested])
+    if floor >= SIGNIFICANCE:
+        seeds = max(paired.n for _, paired in tested)
+        smallest = min(paired.smallest_p for _, paired in tested)
+        return (
+            f"{MEASURES[measure]}: p_Holm < {SIGNIFICANCE:g} is out of reach at {seeds} seeds (no p below "
+            f"2 / 2^{seeds} = {p_floor_text(smallest)}, and Holm over {len(tested)} cells makes it >= "
+            f"{p_floor_text(floor)}; that takes {seeds_for_detection(len(tested), SIGNIFICANCE)} seeds)"
+        )
+    detected = [f"`{label}`" for label, paired in tested if is_detected(paired)]
+    if detected:
+        return f"{MEASURES[measure]}: detected for {', '.join(detected)}"
+    best = min(paired.p_holm for _, paired in tested)
+    return f"{MEASURES[measure]}: none detected (smallest {p_value_phrase(best, 'p_Holm')})"
+
+
+def versus_reference_test_sentence(summary: SweepSummary) -> str:
+    """Which cells differ detectably from grpo by the comparison's rule, Holm-adjusted over the cells."""
+    if summary.reference is None:
+        return ""
+    parts = [_tested_against_reference(summary, measure) for measure in SWEEP_MEASURES]
+    exact = all(paired.exact for c in summary.cells for paired in c.versus_reference.values() if paired.n >= 2)
+    name = (
+        "Exact sign-flip permutation tests"
+        if exact
+        else "Sign-flip permutation tests (random sign patterns above 16 seeds)"
+    )
+    return (
+        f"{name} of cell - grpo, Holm-adjusted over the cells, with `egsw compare`'s rule (detected: p_Holm < "
+        f"{SIGNIFICANCE:g} and the paired t-interval excludes 0): " + "; ".join(parts) + "."
     )
 
 
@@ -280,6 +321,8 @@ def _sweep_markdown(summary: SweepSummary, output_dir: Path, title: str, command
         + versus_reference_sentence(summary),
         "",
     ]
+    tests = versus_reference_test_sentence(summary)
+    lines += [tests, ""] if tests else []
     if summary.unplaced:
         lines += [f"Runs without a grid position (not in the heatmaps): {', '.join(summary.unplaced)}.", ""]
     lines += ["## Runs", "", runs_table(summary.runs, output_dir, "cell"), ""]
@@ -326,4 +369,6 @@ def format_sweep_table(summary: SweepSummary) -> str:
             lines.append(f"best {MEASURES[measure]}: {best.label} {estimate_text(best.estimate, kind)}. {best.verdict}")
     lines += ["", text_table(["mode", "measure", "seeds", *(_EFFECT_NAMES.values())], _sensitivity_rows(summary))]
     lines.append(sensitivity_sentence(summary))
+    tests = versus_reference_test_sentence(summary)
+    lines += [tests] if tests else []
     return "\n".join(lines)

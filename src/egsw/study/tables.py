@@ -70,6 +70,11 @@ def p_value_phrase(value: float, name: str = "p") -> str:
     return f"{name} {text}" if text == "n/a" else (f"{name} < 0.001" if text == "<0.001" else f"{name} = {text}")
 
 
+def p_floor_text(value: float) -> str:
+    """The smallest p an exact test can give, to 4 significant digits: "0.25", "0.0625", "0.001953", "n/a"."""
+    return f"{float(value):.4g}" if is_number(value) else "n/a"
+
+
 def _duration(seconds: float) -> str:
     """Duration as "10m 54s", "1h 02m", "n/a"."""
     if not is_number(seconds):
