@@ -113,7 +113,7 @@ def start_and_stop(folder: Path, stop: signal.Signals, after_step: int) -> subpr
             process.send_signal(stop)
             break
         time.sleep(0.05)
-    assert process.returncode is None or process.returncode < 0 or process.returncode == 130, "finished too early"
+    assert process.returncode is None or process.returncode < 0 or process.returncode in (130, 143), "too early"
     process.communicate(timeout=120)
     return process
 
@@ -155,6 +155,85 @@ def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(uninterrupted: Path, 
     resumed = egsw("--config", str(run / "config.yaml"), "--resume", "--output_dir", "run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(run, uninterrupted)
+
+
+def test_sigterm_finishes_the_step_saves_and_resume_auto_ends_like_an_uninterrupted_run(
+    uninterrupted: Path, tmp_path: Path
+) -> None:
+    process = start_and_stop(tmp_path, signal.SIGTERM, after_step=3)
+    assert process.returncode == 143
+    run = tmp_path / "run"
+    last = last_complete_checkpoint(run)
+    logged = max(m["step"] for m in metrics(run))
+    assert last is not None and int(last.name.split("-")[1]) == logged, "the step in flight finished and was saved"
+    assert not (run / "model").exists()
+
+    # The same command line serves the first start and every requeue.
+    resumed = egsw(*RUN, "--output_dir", "run", "--resume", "auto", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from run/{last.name}" in resumed.stderr
+    assert_same_run(run, uninterrupted)
+    again = egsw(*RUN, "--output_dir", "run", "--resume", "auto", cwd=tmp_path)
+    assert again.returncode == 0 and "has finished" in again.stdout
+
+
+ENOSPC_AT_STEP = 6
+# Runs egsw train with every write of an optimizer state failing with ENOSPC from step ENOSPC_AT_STEP on.
+FULL_DISK_DRIVER = f"""
+import errno, sys
+import transformers
+from egsw.cli import main
+save = transformers.Trainer._save_optimizer_and_scheduler
+def full_disk(self, output_dir):
+    if self.state.global_step >= {ENOSPC_AT_STEP}:
+        raise OSError(errno.ENOSPC, "No space left on device", output_dir)
+    return save(self, output_dir)
+transformers.Trainer._save_optimizer_and_scheduler = full_disk
+sys.exit(main(["train", *sys.argv[1:]]))
+"""
+
+
+def test_a_full_disk_keeps_the_last_complete_checkpoint_and_resume_ends_like_an_uninterrupted_run(
+    uninterrupted: Path, tmp_path: Path
+) -> None:
+    full = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_DRIVER, *RUN, "--output_dir", "run"],
+        cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert full.returncode == 1, full.stderr[-3000:]
+    error_lines = [line for line in full.stderr.splitlines() if line.startswith("egsw train: error:")]
+    assert len(error_lines) == 1 and "Traceback" not in full.stderr, full.stderr[-3000:]
+    assert "writing the run in run failed (No space left on device" in error_lines[0]
+    last = last_complete_checkpoint(tmp_path / "run")
+    assert last is not None and last.name == f"checkpoint-{ENOSPC_AT_STEP - 2}" and last.name in error_lines[0]
+    assert not is_complete_checkpoint(tmp_path / "run" / f"checkpoint-{ENOSPC_AT_STEP}")
+
+    resumed = egsw(*RUN, "--output_dir", "run", "--resume", "auto", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(tmp_path / "run", uninterrupted)
+
+
+def test_a_second_run_on_a_live_runs_folder_is_refused_and_a_dead_runs_lock_is_taken_over(tmp_path: Path) -> None:
+    long_run = [*RUN, "--max_steps", "10000"]  # still training when it is killed
+    first = subprocess.Popen(
+        egsw_command(*long_run, "--output_dir", "run"), cwd=tmp_path, env=environment(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    lock = tmp_path / "run" / ".egsw-lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = egsw(*long_run, "--output_dir", "run", "--resume", "auto", cwd=tmp_path)
+    assert first.poll() is None, "the first run must still be live"
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"is in use by a live run (pid {first.pid} on host" in second.stderr
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    assert lock.exists()  # left behind by the killed run: nobody holds it any more
+
+    taken_over = egsw(*RUN, "--output_dir", "run", "--resume", "auto", "--max_steps", "2", cwd=tmp_path)
+    assert taken_over.returncode == 0, taken_over.stderr[-3000:]
+    assert json.loads(lock.read_text())["pid"] != first.pid  # the lock now names the run that took it over
 
 
 # ---- refusals and the pieces, without training ------------------------------------------------------------

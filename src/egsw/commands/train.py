@@ -18,23 +18,28 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from egsw.run.checks import validate_before_loading
-from egsw.run.dry_run import dry_run_report
-from egsw.run.options import build_parser, parse
-from egsw.run.training import TrainOutcome, run_training
+from egsw.models import check_model_name
+from egsw.run.pre_pass import pre_pass
 from egsw.stats import paired_difference
-from egsw.tasks.evaluation import EvalResult
+
+if TYPE_CHECKING:
+    from egsw.run.training import TrainOutcome
+    from egsw.tasks.evaluation import EvalResult
 
 INTERRUPTED_STATUS = 130
+FAILED_STATUS = 1
 
 
 def print_summary(outcome: TrainOutcome) -> None:
     """The few lines a user reads at the end: accuracy before -> after, time, where the files are."""
     minutes, seconds = divmod(int(round(outcome.seconds)), 60)
-    state = "interrupted" if outcome.interrupted else "done"
+    state = "stopped by SIGTERM" if outcome.terminated else "interrupted" if outcome.interrupted else "done"
     lines = [f"egsw train: {state} in {minutes}m{seconds:02d}s"]
     before, after = outcome.before, outcome.after
 
@@ -55,16 +60,33 @@ def print_summary(outcome: TrainOutcome) -> None:
         lines.append(f"  held-out accuracy after training: {accuracy(after)}")
     folder = outcome.output_dir
     lines.append(f"  outputs in {folder}/: metrics.jsonl, eval.json, plots/, tensorboard/, " + (
-        "checkpoint-*/ (continue with --resume)" if outcome.interrupted else "model/"
+        "checkpoint-*/ (continue with --resume auto)" if outcome.interrupted else "model/"
     ))  # fmt: skip
     print("\n".join(lines), flush=True)
 
 
 def main(argv: Sequence[str]) -> int:
-    """Parse and validate, then train; 0 when done, 130 when interrupted (outputs kept)."""
+    """Parse and validate, then train; 0 when done, 130 on Ctrl-C, 143 on SIGTERM (a complete checkpoint kept).
+
+    1 when the run could not go on: a write failed (a full disk: the last complete checkpoint is
+    intact, continue with ``--resume auto``) or a reward function scored nothing (``max_unscorable_batches``).
+    """
     if any(flag in argv for flag in ("-h", "--help")):
+        from egsw.run.options import build_parser
+
         build_parser().print_help()
         return 0
+    # An unknown model is refused before TRL and transformers' training stack are imported (seconds).
+    check_model_name(pre_pass(argv).model)
+
+    from egsw.reward_guard import UnscorableRewardsError
+    from egsw.run.checks import validate_before_loading
+    from egsw.run.dry_run import dry_run_report
+    from egsw.run.options import parse
+    from egsw.run.run_folder import auto_resume_decision, last_complete_checkpoint
+    from egsw.run.termination import TERMINATED_STATUS, StopRequest
+    from egsw.run.training import run_training
+
     parsed = parse(argv)
     if parsed.script.dry_run:
         report = dry_run_report(parsed)
@@ -72,6 +94,14 @@ def main(argv: Sequence[str]) -> int:
             print(report, flush=True)
         return 0
     model_args, script_args, training_args = parsed.model, parsed.script, parsed.training
+    output_dir = Path(training_args.output_dir)
+    if script_args.resume == "auto" and auto_resume_decision(output_dir) == "finished":
+        if training_args.process_index == 0:
+            print(f"egsw train: the run in {output_dir} has finished (model/ exists); nothing to do", flush=True)
+        return 0
+    # SIGTERM (cluster preemption, time limits) finishes the step in flight and saves, from here on.
+    stop_request = StopRequest()
+    stop_request.install()
     examples, resume_point = validate_before_loading(model_args, script_args, training_args)
     # A shell starts background jobs (`cmd &`, nohup, `egsw compare` run that way) with SIGINT
     # ignored, and Python then never raises KeyboardInterrupt: SIGINT would not save a checkpoint.
@@ -79,10 +109,26 @@ def main(argv: Sequence[str]) -> int:
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notes, once per call
 
-    outcome = run_training(
-        script_args, training_args, model_args.model_name_or_path, model_args,
-        examples=examples, resume_point=resume_point,
-    )  # fmt: skip
+    try:
+        outcome = run_training(
+            script_args, training_args, model_args.model_name_or_path, model_args,
+            examples=examples, resume_point=resume_point, stop_request=stop_request,
+        )  # fmt: skip
+    except UnscorableRewardsError as error:
+        print(f"egsw train: error: {error}", file=sys.stderr, flush=True)
+        return FAILED_STATUS
+    except OSError as error:
+        last = last_complete_checkpoint(output_dir)
+        kept = f"the last complete checkpoint, {last.name}, is intact" if last else "no complete checkpoint was written"
+        print(
+            f"egsw train: error: writing the run in {output_dir} failed ({error.strerror or error}"
+            f"{f': {error.filename}' if error.filename else ''}); {kept}: free space or fix the folder, then "
+            f"continue with --resume auto",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+        return FAILED_STATUS
     if training_args.process_index == 0:
         print_summary(outcome)
+    if outcome.terminated:
+        return TERMINATED_STATUS
     return INTERRUPTED_STATUS if outcome.interrupted else 0

@@ -14,12 +14,14 @@ from egsw.models.registry import (
     build_tiny_arith,
     build_tiny_random,
     builtin_models,
+    check_loadable,
     check_model_name,
     load_model_and_tokenizer,
+    model_load_errors,
     resolve_model,
 )
 from egsw.models.smollm2 import BUNDLED_SMOLLM2, convert_bundled_smollm2, smollm2_gguf_path
-from egsw.models.store import COMPLETE_MARKER, ModelNotFoundError, cache_dir
+from egsw.models.store import COMPLETE_MARKER, ModelLoadError, ModelNotFoundError, cache_dir
 
 __all__ = [
     "BUNDLED_SMOLLM2",
@@ -28,15 +30,18 @@ __all__ = [
     "TINY_ARITH_FOLDER",
     "TINY_RANDOM",
     "TRAIN_OUTPUT_MODEL",
+    "ModelLoadError",
     "ModelNotFoundError",
     "ResolvedModel",
     "build_tiny_arith",
     "build_tiny_random",
     "builtin_models",
     "cache_dir",
+    "check_loadable",
     "check_model_name",
     "convert_bundled_smollm2",
     "load_model_and_tokenizer",
+    "model_load_errors",
     "resolve_model",
     "smollm2_gguf_path",
 ]

@@ -14,6 +14,10 @@ from egsw.errors import InputError
 COMPLETE_MARKER = ".egsw-complete"
 
 
+class ModelLoadError(InputError):
+    """A model that was found but cannot be read (corrupt config, missing tokenizer files, unreadable GGUF)."""
+
+
 class ModelNotFoundError(InputError):
     """A model name that is neither built in, nor a local folder, nor shaped like a hub id."""
 

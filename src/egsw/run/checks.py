@@ -15,10 +15,16 @@ from pathlib import Path
 
 from egsw.config import EGSWConfig
 from egsw.errors import InputError
-from egsw.models import check_model_name
+from egsw.models import check_loadable, check_model_name, resolve_model
 from egsw.run.options import ModelArguments, ParsedArguments
 from egsw.run.recipes import TrainScriptArguments
-from egsw.run.run_folder import ResumePoint, check_output_dir, prepare_output_dir
+from egsw.run.run_folder import (
+    ResumePoint,
+    auto_resume_decision,
+    check_output_dir,
+    hold_run_lock,
+    prepare_output_dir,
+)
 from egsw.run.task_data import task_examples
 from egsw.tasks.examples import Example
 from egsw.tasks.rewards import REWARD_FUNCTIONS
@@ -163,10 +169,27 @@ def check_options(parsed: ParsedArguments, *, for_dry_run: bool) -> list[str]:
     return notes
 
 
+def settle_auto_resume(script_args: TrainScriptArguments, output_dir: Path) -> str:
+    """Turn ``--resume auto`` into what it means for ``output_dir``; returns ``auto_resume_decision``'s answer.
+
+    "resume" sets ``resume``; "restart" (a run that never wrote a complete checkpoint) sets
+    ``overwrite``; "new" and "finished" set neither (the caller ends a finished run's invocation).
+    """
+    if script_args.resume != "auto":
+        return "resume" if script_args.resume else "new"
+    if script_args.overwrite:
+        raise InputError("--resume auto decides itself whether to continue or start again; remove --overwrite")
+    decision = auto_resume_decision(output_dir)
+    script_args.resume = decision == "resume"
+    script_args.overwrite = decision == "restart"
+    return decision
+
+
 def validate_before_loading(
     model_args: ModelArguments, script_args: TrainScriptArguments, training_args: EGSWConfig
 ) -> tuple[tuple[list[Example], list[Example]], ResumePoint | None]:
-    """Checks that need no model: the options, the output folder, the training data.
+    """Checks before any model weights load: the options, the model's name, config and tokenizer, the output
+    folder, the training data.
 
     Returns ``(examples, resume_point)``: the task's (training, held-out) examples, and with
     ``--resume`` the checkpoint to continue from (None otherwise). Only the first process prepares
@@ -176,13 +199,22 @@ def validate_before_loading(
     for note in check_options(parsed, for_dry_run=False):
         if training_args.process_index == 0:
             print(f"egsw train: note: {note}", file=sys.stderr, flush=True)
+    # The model is found (built-in ones built), and its config and tokenizer read, before any output exists.
+    check_loadable(resolve_model(model_args.model_name_or_path))
     output_dir = Path(training_args.output_dir)
+    settle_auto_resume(script_args, output_dir)
     first = training_args.process_index == 0
     try:
         if first or script_args.resume:
             check_output_dir(output_dir, script_args.overwrite, script_args.resume)
         examples = task_examples(script_args, training_args)
+        if first:
+            hold_run_lock(output_dir)  # a second run on this folder is refused while this one lives
         resume_point = prepare_output_dir(output_dir, script_args.overwrite, script_args.resume) if first else None
+    except OSError as error:
+        raise InputError(
+            f"output folder {output_dir} is not writable ({error.strerror or error}); choose another --output_dir"
+        ) from error
     except ValueError as error:
         raise InputError(str(error)) from error
     if training_args.world_size > 1:

@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 from egsw.errors import InputError
-from egsw.run.checks import batch_layout, check_options
+from egsw.run.checks import batch_layout, check_options, settle_auto_resume
 from egsw.run.options import ParsedArguments
-from egsw.run.run_folder import check_output_dir, resolved_options
+from egsw.run.run_folder import check_output_dir, lock_holder, resolved_options
 from egsw.run.task_data import MATH_SYSTEM_PROMPT, MATH_TASK, MATH_TRAIN_PROBLEMS
 from egsw.tasks.catalog import PRESETS, preset_files
 
@@ -23,10 +23,17 @@ def dry_run_report(parsed: ParsedArguments) -> str:
     model_args, script_args, training_args = parsed.model, parsed.script, parsed.training
     notes = check_options(parsed, for_dry_run=True)
     output_dir = Path(training_args.output_dir)
+    resume_auto = script_args.resume == "auto"
+    decision = settle_auto_resume(script_args, output_dir)
     try:
-        resume_point = check_output_dir(output_dir, script_args.overwrite, script_args.resume)
+        resume_point = (
+            None if decision == "finished" else check_output_dir(output_dir, script_args.overwrite, script_args.resume)
+        )
     except ValueError as error:
         raise InputError(str(error)) from error
+    holder = lock_holder(output_dir)
+    if holder is not None:
+        notes.append(f"{output_dir} is in use by a live run ({holder}): egsw train would be refused now")
     data_dir = script_args.data_dir
     if (
         script_args.task == MATH_TASK
@@ -83,10 +90,14 @@ def dry_run_report(parsed: ParsedArguments) -> str:
         f"weights {model_args.dtype}, {'bf16 autocast' if training_args.bf16 else 'no bf16'}, gradient checkpointing "
         f"{'on' if training_args.gradient_checkpointing else 'off'}"
     )
-    if resume_point is not None:
+    if decision == "finished":
+        output = f"{output_dir}: the run has finished (model/ exists); --resume auto does nothing"
+    elif resume_point is not None:
         output = f"{output_dir}: resume from {resume_point.checkpoint.name} (step {resume_point.step})"
     else:
         output = f"{output_dir} ({'replaced' if script_args.overwrite else 'new'})"
+    if resume_auto:
+        output += " [--resume auto]"
     rows = [
         ("model", f"{model_args.model_name_or_path} ({lora})"),
         ("task", task),

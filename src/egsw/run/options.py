@@ -3,17 +3,13 @@
 Every ``EGSWConfig`` field (so every GRPOConfig/TrainingArguments field), every
 ``TrainScriptArguments`` field and every ``ModelArguments`` field (TRL's ``ModelConfig``: dtype,
 LoRA through ``--use_peft`` and ``--lora_*``) is an option: from a YAML file (``--config FILE``),
-overridden on the command line. TRL's ``TrlParser`` does the parsing. A pre-pass
-(``argparse.parse_known_args``) first reads the few options that decide *how* to parse: the model
-(a built-in model brings its own recipe as the defaults, egsw.run.recipes), ``--config``,
-``--resume`` (which reads the run's own ``config.yaml``) and, for a dry run, the process count to
-check for. Booleans are read by transformers' ``string_to_bool`` everywhere, so ``--dry_run maybe``
-is refused. Every parse error is an ``InputError``: one line, exit status 2.
+overridden on the command line. TRL's ``TrlParser`` does the parsing, after ``egsw.run.pre_pass``
+has read the options that decide how (the model's recipe as the defaults, ``--config``,
+``--resume``, a dry run's process count). Every parse error is an ``InputError``: one line, exit 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import time
@@ -23,16 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers.hf_argparser import string_to_bool
 from trl import ModelConfig, TrlParser
 
 from egsw.config import EGSWConfig
 from egsw.errors import InputError, OneLineErrors
+from egsw.run.pre_pass import PROGRAM, pre_pass
 from egsw.run.recipes import TrainScriptArguments, recipe_for_model
-from egsw.run.run_folder import CONFIG_FILE
-
-CONFIG_FLAG = "--config"
-PROGRAM = "egsw train"
 
 
 @dataclass
@@ -72,39 +64,6 @@ def build_parser(model: str | None = None) -> TrainParser:
         **recipe_for_model(model), output_dir=str(Path("runs") / time.strftime("train-%Y%m%d-%H%M%S"))
     )  # fmt: skip
     return parser
-
-
-class _PrePassParser(OneLineErrors, argparse.ArgumentParser):
-    pass
-
-
-def _pre_pass_parser() -> _PrePassParser:
-    """The options that decide how to parse the rest, read with ``parse_known_args`` (both spellings)."""
-    parser = _PrePassParser(prog=PROGRAM, add_help=False, allow_abbrev=False)
-    parser.add_argument(CONFIG_FLAG)
-    parser.add_argument("--model_name_or_path", "--model-name-or-path")
-    parser.add_argument("--output_dir", "--output-dir")
-    parser.add_argument("--resume", type=string_to_bool, nargs="?", const=True)
-    parser.add_argument("--dry_run", "--dry-run", type=string_to_bool, nargs="?", const=True)
-    parser.add_argument("--num_processes", "--num-processes")
-    return parser
-
-
-def _read_config(config_path: Path) -> dict[str, Any]:
-    """The YAML mapping of ``--config``; InputError when it is missing, malformed or not a mapping."""
-    import yaml
-
-    if not config_path.is_file():
-        raise InputError(f"config file {config_path} does not exist; pass a YAML file such as configs/smollm2-cpu.yaml")
-    try:
-        config = yaml.safe_load(config_path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"config file {config_path} is not valid YAML: {first_line}") from error
-    config = config or {}
-    if not isinstance(config, dict):
-        raise InputError(f"config file {config_path} must hold a YAML mapping of option: value")
-    return config
 
 
 def _declared_processes(option: str | None, config: dict[str, Any]) -> tuple[int, str]:
@@ -152,29 +111,16 @@ def _on_target_hardware(num_processes: int) -> Iterator[None]:
 
 def parse(argv: Sequence[str]) -> ParsedArguments:
     """Options from the command line and ``--config``; InputError naming the bad option and the fix."""
-    argv = list(argv)
-    pre, _ = _pre_pass_parser().parse_known_args(argv)
-    if pre.resume and pre.config is None:
-        # --resume without --config reads the options of the run from OUTPUT_DIR/config.yaml.
-        if pre.output_dir is None:
-            raise InputError("--resume needs --output_dir naming the folder of the run to continue")
-        saved = Path(pre.output_dir) / CONFIG_FILE
-        if not saved.is_file():
-            raise InputError(
-                f"--resume: {pre.output_dir} holds no run ({CONFIG_FILE} is missing); "
-                f"pass the --output_dir of an earlier run"
-            )
-        pre.config = str(saved)
-        argv = [CONFIG_FLAG, pre.config, *argv]
-    config = _read_config(Path(pre.config)) if pre.config is not None else {}
-    parser = build_parser(pre.model_name_or_path or config.get("model_name_or_path"))
+    pre = pre_pass(argv)
+    argv, config = pre.argv, pre.config
+    parser = build_parser(pre.model)
     known = {action.dest for action in parser._actions}
     unknown = sorted(str(key) for key in set(config) - known - {"env"})
     if unknown:
         raise InputError(
-            f"unknown option(s) {', '.join(unknown)} in {pre.config}; see `{PROGRAM} --help` for the options"
+            f"unknown option(s) {', '.join(unknown)} in {pre.config_path}; see `{PROGRAM} --help` for the options"
         )
-    dry_run = bool(pre.dry_run) or config.get("dry_run") is True
+    dry_run = pre.dry_run
     num_processes, source = _declared_processes(pre.num_processes, config) if dry_run else (0, "")
     try:
         with warnings.catch_warnings(), _on_target_hardware(num_processes) if dry_run else contextlib.nullcontext():

@@ -87,15 +87,20 @@ class TrainScriptArguments:
             "stop: no model or data set is loaded, no folder written, no GPU touched."
         },
     )
-    resume: bool = field(
-        default=False,
+    resume: str = field(
+        default="false",
         metadata={
             "help": "Continue the run in --output_dir from its last complete checkpoint (weights, optimiser, random "
-            "state, metrics.jsonl); without --config its config.yaml gives the options."
+            "state, metrics.jsonl); without --config its config.yaml gives the options. 'auto': continue when the "
+            "folder holds a resumable run, start a new one when it holds none (one command line for the first start "
+            "and every requeue).",
+            "nargs": "?",
+            "const": "true",
         },
     )
 
     def __post_init__(self) -> None:
+        self.resume = resume_mode(self.resume)
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         for name in ("heldout_size", "eval_max_new_tokens", "eval_batch_size"):
@@ -194,3 +199,17 @@ if __name__ == "__main__":
     import sys
 
     print(recipe_yaml(*sys.argv[1:2]), end="")
+
+
+def resume_mode(value: object) -> bool | str:
+    """``--resume`` as True, False or "auto" (booleans spelled as HfArgumentParser reads them); ValueError otherwise."""
+    from transformers.hf_argparser import string_to_bool
+
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return bool(string_to_bool(value))
+    except Exception:  # noqa: BLE001 - argparse's ArgumentTypeError, or a non-string
+        raise ValueError(f"--resume takes true, false or auto; got {value!r}") from None

@@ -9,15 +9,19 @@ checkpoint ``--resume`` continues from (egsw.run.checkpoints), and ``truncate_me
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from egsw.errors import InputError
 from egsw.models import TRAIN_OUTPUT_MODEL
 from egsw.run.callbacks import METRICS_FILE
 from egsw.run.checkpoints import CHECKPOINT_PREFIX, checkpoint_step, last_complete_checkpoint, list_checkpoints
@@ -32,12 +36,19 @@ EVAL_FILE = "eval.json"
 # paired before/after difference without evaluating again.
 EVAL_BEFORE_FILE = ".eval-before.json"
 ADAPTER_DIR = "adapter"
+# The final model while it is written; renamed to model/ once complete.
+PARTIAL_MODEL_DIR = ".model-partial"
 # Entries whose presence means a folder already holds a run.
 RUN_MARKERS = (
-    CONFIG_FILE, METRICS_FILE, EVAL_FILE, EVAL_BEFORE_FILE, TRAIN_OUTPUT_MODEL, ADAPTER_DIR, "tensorboard", "plots",
+    CONFIG_FILE, METRICS_FILE, EVAL_FILE, EVAL_BEFORE_FILE, TRAIN_OUTPUT_MODEL, PARTIAL_MODEL_DIR, ADAPTER_DIR,
+    "tensorboard", "plots",
 )  # fmt: skip
 # Options that say what one invocation does, not what the run is: left out of config.yaml.
 PER_INVOCATION_OPTIONS = ("resume", "dry_run", "overwrite")
+# Held (flock) by the live run of a folder; the kernel releases it when that process dies, however it dies.
+LOCK_FILE = ".egsw-lock"
+# Locks this process holds: open files, kept open for the life of the process.
+_HELD_LOCKS: dict[Path, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -174,7 +185,8 @@ def truncate_metrics(path: Path, last_step: int) -> int:
     """Keep the lines of ``metrics.jsonl`` logged up to ``last_step``; returns how many were dropped.
 
     The lines after the checkpoint were logged by the run that stopped; the resumed run logs those
-    steps again. A last line cut off mid-write is dropped too.
+    steps again. A last line cut off mid-write is dropped too, and so is the end-of-training summary
+    of a run stopped cleanly (SIGTERM).
     """
     if not path.is_file():
         return 0
@@ -185,7 +197,9 @@ def truncate_metrics(path: Path, last_step: int) -> int:
         except json.JSONDecodeError:
             dropped += 1
             continue
-        if isinstance(record, dict) and record.get("step", 0) <= last_step:
+        # "train_runtime" marks the summary a train() call logs when it returns, as one stopped by SIGTERM
+        # does: the resumed run logs its own at the end.
+        if isinstance(record, dict) and record.get("step", 0) <= last_step and "train_runtime" not in record:
             kept.append(line)
         else:
             dropped += 1
@@ -193,3 +207,75 @@ def truncate_metrics(path: Path, last_step: int) -> int:
     temporary.write_text("".join(line + "\n" for line in kept))
     temporary.replace(path)
     return dropped
+
+
+# ---------------------------------------------------------------------------------------------
+# One run per folder
+
+
+def lock_holder(output_dir: Path) -> str | None:
+    """Who holds ``output_dir``'s run lock ("pid N on host H since T"), None when no live process does."""
+    path = output_dir / LOCK_FILE
+    if not path.is_file() or output_dir.resolve() in _HELD_LOCKS:
+        return None
+    with path.open("r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                owner = json.loads(handle.read() or "{}")
+            except json.JSONDecodeError:
+                owner = {}
+            return f"pid {owner.get('pid', '?')} on host {owner.get('host', '?')} since {owner.get('since', '?')}"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def hold_run_lock(output_dir: Path) -> None:
+    """Take ``output_dir``'s run lock for the life of this process; InputError when a live run holds it.
+
+    A lock file left by a killed run is not held by anyone (the kernel drops a dead process's locks),
+    so it is taken over.
+    """
+    key = output_dir.resolve() if output_dir.exists() else output_dir.absolute()
+    if key in _HELD_LOCKS:
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    handle = (output_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        try:
+            owner = json.loads(handle.read() or "{}")
+        except json.JSONDecodeError:
+            owner = {}
+        handle.close()
+        raise InputError(
+            f"output folder {output_dir} is in use by a live run (pid {owner.get('pid', '?')} on host "
+            f"{owner.get('host', '?')} since {owner.get('since', '?')}); wait for it to end, or choose another "
+            f"--output_dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+    )
+    handle.flush()
+    _HELD_LOCKS[output_dir.resolve()] = handle
+
+
+# ---------------------------------------------------------------------------------------------
+# --resume auto
+
+
+def auto_resume_decision(output_dir: Path) -> str:
+    """What ``--resume auto`` does with ``output_dir``: "new", "resume", "restart" (a run with no complete
+    checkpoint: replaced) or "finished" (its final model is saved: nothing to do)."""
+    if not existing_run_entries(output_dir):
+        return "new"
+    if (output_dir / TRAIN_OUTPUT_MODEL).exists():
+        return "finished"
+    if (output_dir / CONFIG_FILE).is_file() and last_complete_checkpoint(output_dir) is not None:
+        return "resume"
+    return "restart"

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from egsw.config import EGSWConfig
-from egsw.models import TRAIN_OUTPUT_MODEL, resolve_model
+from egsw.models import TRAIN_OUTPUT_MODEL, model_load_errors, resolve_model
 from egsw.run.callbacks import METRICS_FILE, MetricsFileCallback, RewardProgressCallback
 from egsw.run.checkpoints import (
     CHECKPOINT_PREFIX,
@@ -52,11 +52,13 @@ from egsw.run.run_folder import (
     CONFIG_FILE,
     EVAL_BEFORE_FILE,
     EVAL_FILE,
+    PARTIAL_MODEL_DIR,
     ResumePoint,
     truncate_metrics,
     write_resolved_config,
 )
 from egsw.run.task_data import task_examples
+from egsw.run.termination import StopOnSignalCallback, StopRequest
 from egsw.stats import paired_difference
 from egsw.tasks.evaluation import EvalResult, evaluate_examples, precision_context
 from egsw.tasks.examples import Example
@@ -72,6 +74,7 @@ class TrainOutcome:
     seconds: float
     before: EvalResult | None
     after: EvalResult | None
+    terminated: bool = False  # stopped by SIGTERM after finishing a step (interrupted too)
 
 
 def eval_record(before: EvalResult | None, after: EvalResult | None, interrupted: bool) -> dict[str, Any]:
@@ -103,15 +106,19 @@ def _load_eval_result(path: Path) -> EvalResult | None:
 
 
 def load_policy(model_name: str, model_args: Any | None, training_args: EGSWConfig) -> tuple[Any, Any]:  # noqa: ANN401
-    """The model to train and its tokenizer (left padding, a pad token), as ``model_args`` asks."""
+    """The model to train and its tokenizer (left padding, a pad token), as ``model_args`` asks.
+
+    ``ModelLoadError`` (one line, exit 2) when transformers cannot read it.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     resolved = resolve_model(model_name)
     revision = getattr(model_args, "model_revision", "main") if resolved.is_local is False else None
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolved.path, padding_side="left", trust_remote_code=training_args.trust_remote_code,
-        **({"revision": revision} if revision else {}),
-    )  # fmt: skip
+    with model_load_errors(resolved):
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolved.path, padding_side="left", trust_remote_code=training_args.trust_remote_code,
+            **({"revision": revision} if revision else {}),
+        )  # fmt: skip
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     kwargs: dict[str, Any] = {"dtype": getattr(model_args, "dtype", None) or "float32"}
@@ -121,7 +128,8 @@ def load_policy(model_name: str, model_args: Any | None, training_args: EGSWConf
         kwargs["attn_implementation"] = model_args.attn_implementation
     if training_args.trust_remote_code:
         kwargs["trust_remote_code"] = True
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+    with model_load_errors(resolved):
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
     return model, tokenizer
 
 
@@ -141,12 +149,15 @@ def run_training(
     model_args: Any | None = None,  # noqa: ANN401 - egsw.commands.train.ModelArguments
     examples: tuple[list[Example], list[Example]] | None = None,
     resume_point: ResumePoint | None = None,
+    stop_request: StopRequest | None = None,
 ) -> TrainOutcome:
     """Train ``model_name`` as configured and fill the output folder (see the module docstring).
 
     ``examples`` are ``task_examples``' (loaded here when None). With ``resume_point`` the run
     continues from that checkpoint: ``metrics.jsonl`` is cut back to its step and appended to, the
     evaluation before training is not repeated, and incomplete checkpoints after it are removed.
+    With ``stop_request`` (installed on SIGTERM by ``egsw train``) the run stops cleanly after the step
+    in flight, with a complete checkpoint (``egsw.run.termination``).
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -213,6 +224,8 @@ def run_training(
     trainer.add_callback(progress)
     trainer.add_callback(CheckpointCompletionCallback(keep))
     trainer.add_callback(snapshot)
+    stop_on_signal = StopOnSignalCallback(stop_request or StopRequest(), trainer.accelerator)
+    trainer.add_callback(stop_on_signal)
 
     interrupted = False
     try:
@@ -227,6 +240,8 @@ def run_training(
             snapshot.restore(trainer.state)
             trainer._save_checkpoint(trainer.model, trial=None)
             finish_checkpoint(trainer.args, trainer.state, keep)
+    terminated = stop_on_signal.stopped
+    interrupted = interrupted or terminated
     after = None
     if not interrupted:
         final = save_final_model(trainer, tokenizer, output_dir, peft=peft_config_of(model_args) is not None)
@@ -235,27 +250,38 @@ def run_training(
     if main_process:
         _write_json(output_dir / EVAL_FILE, eval_record(before, after, interrupted))
         plot_training_curves(metrics_path, output_dir / "plots")
-    return TrainOutcome(output_dir, interrupted, time.monotonic() - started, before, after)
+    return TrainOutcome(output_dir, interrupted, time.monotonic() - started, before, after, terminated)
 
 
 def save_final_model(trainer: Any, tokenizer: Any, output_dir: Path, peft: bool) -> Any | None:  # noqa: ANN401
     """Write ``model/`` (and with LoRA ``adapter/``); return the model to evaluate, None if not on this process.
 
-    With LoRA the adapter is merged into the base weights for ``model/``, so that ``egsw eval`` and
-    vLLM load it like any model. Under DeepSpeed ZeRO-3 or FSDP the parameters are sharded and the
-    merge is left to the user (the adapter is saved; see the README's "Scale" section).
+    ``model/`` marks a finished run, so it appears only complete: it is written as ``.model-partial/``
+    and renamed (a full disk or a kill mid-write leaves a run that ``--resume`` continues). With LoRA
+    the adapter is merged into the base weights for ``model/``, so that ``egsw eval`` and vLLM load it
+    like any model. Under DeepSpeed ZeRO-3 or FSDP the parameters are sharded and the merge is left to
+    the user (the adapter is saved; see docs/gpu.md).
     """
+    staging = output_dir / PARTIAL_MODEL_DIR
+    main_process = trainer.accelerator.is_main_process
+    if main_process and staging.exists():
+        shutil.rmtree(staging)
+    trainer.accelerator.wait_for_everyone()
     if not peft:
-        trainer.save_model(str(output_dir / TRAIN_OUTPUT_MODEL))
-        return trainer.model
-    trainer.save_model(str(output_dir / ADAPTER_DIR))
-    sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
-    if sharded or not trainer.accelerator.is_main_process:
-        return None
-    merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-    merged.save_pretrained(str(output_dir / TRAIN_OUTPUT_MODEL))
-    tokenizer.save_pretrained(str(output_dir / TRAIN_OUTPUT_MODEL))
-    return merged
+        trainer.save_model(str(staging))
+        evaluated = trainer.model
+    else:
+        trainer.save_model(str(output_dir / ADAPTER_DIR))
+        sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
+        if sharded or not main_process:
+            return None
+        evaluated = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        evaluated.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+    if main_process:
+        staging.rename(output_dir / TRAIN_OUTPUT_MODEL)
+    trainer.accelerator.wait_for_everyone()
+    return evaluated
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

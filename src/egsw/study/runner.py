@@ -43,6 +43,8 @@ PLAN_FILE = "plan.json"
 LOGS_DIR = "logs"
 # Options that differ between the runs of one plan by construction, or name where a run is.
 PER_RUN_OPTIONS = frozenset({"seed", "output_dir", "logging_dir", "run_name"})
+# Options that cannot change what a finished run computed: a run is reused whatever their value.
+OUTCOME_NEUTRAL_OPTIONS = frozenset({"max_unscorable_batches"})
 # Options added to egsw after runs may have been made, with the value that does what egsw did before.
 ADDED_OPTION_DEFAULTS: dict[str, Any] = {"entropy_advantage_beta": 0.0, "entropy_advantage_kappa": 2.0}
 # How long Ctrl-C waits for interrupted runs to write their checkpoint.
@@ -77,7 +79,7 @@ def option_differences(saved: Mapping[str, Any], expected: Mapping[str, Any]) ->
     An option missing from ``saved`` (added to egsw after that run) counts as its
     ``ADDED_OPTION_DEFAULTS`` value, which reproduces what egsw did before it existed.
     """
-    keys = (set(saved) | set(expected)) - PER_RUN_OPTIONS
+    keys = (set(saved) | set(expected)) - PER_RUN_OPTIONS - OUTCOME_NEUTRAL_OPTIONS
     saved = {**{k: v for k, v in ADDED_OPTION_DEFAULTS.items() if k not in saved}, **saved}
     return [
         f"{key}: {saved.get(key)!r} -> {expected.get(key)!r}"

@@ -30,15 +30,13 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
-import os
 import random
-import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from egsw.hub import hub_reachable, offline_mode
 from egsw.tasks import procedural
 from egsw.tasks.examples import Example, Messages
 from egsw.tasks.rewards import CHOICE_LETTERS, last_boxed
@@ -457,27 +455,11 @@ def load_preset(
     return EvalSet(name, examples, where, preset.max_new_tokens, skipped, {"hub_id": preset.hub_id, "split": split})
 
 
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub's host answers a TCP connection within ``timeout_s`` seconds."""
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
-
-
-def _offline_mode() -> bool:
-    return any(
-        os.environ.get(name, "").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
-
-
 def _load_from_hub(preset: Preset, split: str) -> list[dict[str, Any]]:
     """Rows of a preset through ``datasets`` (its cache only when HF_HUB_OFFLINE=1 is set)."""
     copy = f"pass --data-dir DIR holding a copy ({preset.name}/{preset.local_files[split][0]})"
     # Without a network, datasets retries for about half a minute; a quick probe answers at once.
-    if not _offline_mode() and not hub_reachable():
+    if not offline_mode() and not hub_reachable():
         raise CatalogError(
             f"cannot reach the Hugging Face Hub to load {preset.hub_id} (no network); {copy}, "
             f"or set HF_HUB_OFFLINE=1 to read the datasets cache"
