@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,27 +131,44 @@ def test_accelerate_configs_load_and_match_the_recipes() -> None:
     assert load(CONFIGS / "qwen2.5-math-7b" / "egsw-step.yaml")["num_processes"] == one_node.num_processes
 
 
-def test_slurm_script_launches_every_node_with_its_rank(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
+def fake_slurm(bin_dir: Path, srun_body: str) -> None:
+    """``scontrol`` (hostnames, and requeue written to $LOG), ``srun`` as given, ``accelerate`` that echoes."""
     bin_dir.mkdir()
     fakes = {
-        "scontrol": 'printf "node-a\\nnode-b\\nnode-c\\n" | head -n "$NODES"',
-        "srun": 'while [[ "$1" == --* ]]; do shift; done\n'
-        'for id in $(seq 0 $((NODES - 1))); do SLURM_NODEID=$id "$@"; done',
+        "scontrol": 'if [ "$1" = requeue ]; then echo "requeue $2" >> "$LOG"; '
+        'else printf "node-a\\nnode-b\\nnode-c\\n" | head -n "$NODES"; fi',
+        "srun": srun_body,
         "accelerate": 'echo "accelerate $*"',
     }
     for name, body in fakes.items():
         (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    script = CONFIGS / "slurm" / "egsw-multinode.sbatch"
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def slurm_env(bin_dir: Path, nodes: int, log: Path) -> dict[str, str]:
+    return os.environ | {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}", "NODES": str(nodes), "SLURM_JOB_NUM_NODES": str(nodes),
+        "SLURM_JOB_NODELIST": "node-[a-c]", "SLURM_JOB_ID": "4242", "LOG": str(log),
+    }  # fmt: skip
+
+
+SLURM_SCRIPT = CONFIGS / "slurm" / "egsw-multinode.sbatch"
+SLURM_ARGS = [str(SLURM_SCRIPT), "configs/qwen2.5-math-7b/egsw-step.yaml", "runs/x", "--max_steps", "5"]
+
+
+def test_slurm_script_launches_every_node_with_its_rank_and_resume_auto(tmp_path: Path) -> None:
+    fake_slurm(
+        tmp_path / "bin",
+        'while [[ "$1" == --* ]]; do shift; done\nfor id in $(seq 0 $((NODES - 1))); do SLURM_NODEID=$id "$@"; done',
+    )
+    assert subprocess.run(["bash", "-n", str(SLURM_SCRIPT)]).returncode == 0
+    text = SLURM_SCRIPT.read_text()
+    assert "#SBATCH --requeue" in text and "#SBATCH --signal=B:TERM@" in text
 
     def launch(nodes: int) -> subprocess.CompletedProcess[str]:
-        env = os.environ | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "NODES": str(nodes),
-                            "SLURM_JOB_NUM_NODES": str(nodes), "SLURM_JOB_NODELIST": "node-[a-c]"}  # fmt: skip
         return subprocess.run(
-            ["bash", str(script), "configs/qwen2.5-math-7b/egsw-step.yaml", "runs/x", "--resume"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            ["bash", *SLURM_ARGS], cwd=ROOT, env=slurm_env(tmp_path / "bin", nodes, tmp_path / "log"),
+            capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
     two = launch(2)
@@ -160,10 +179,32 @@ def test_slurm_script_launches_every_node_with_its_rank(tmp_path: Path) -> None:
         assert f"--num_machines 2 --num_processes 16 --machine_rank {rank} --main_process_ip node-a" in line
         assert line.endswith(
             "-m egsw.cli train --num_processes 16 --gradient_accumulation_steps 8 "
-            "--config configs/qwen2.5-math-7b/egsw-step.yaml --output_dir runs/x --resume"
+            "--config configs/qwen2.5-math-7b/egsw-step.yaml --output_dir runs/x --resume auto --max_steps 5"
         )
+    assert not (tmp_path / "log").exists(), "a run that ends by itself is not requeued"
     three = launch(3)
     assert three.returncode == 2 and "cannot be split over 24 GPUs" in three.stderr
+
+
+def test_slurm_script_forwards_sigterm_to_the_training_then_requeues(tmp_path: Path) -> None:
+    # The training stands in for srun: it records the SIGTERM it receives and exits as egsw train does.
+    fake_slurm(
+        tmp_path / "bin",
+        'trap \'echo "training got TERM" >> "$LOG"; exit 143\' TERM\n'
+        'echo started >> "$LOG"\nsleep 60 >/dev/null 2>&1 & wait $!',
+    )
+    log = tmp_path / "log"
+    job = subprocess.Popen(
+        ["bash", *SLURM_ARGS], cwd=ROOT, env=slurm_env(tmp_path / "bin", 2, log),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "started" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)  # what --signal=B:TERM delivers to the batch script
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 143, err
+    assert log.read_text().splitlines() == ["started", "training got TERM", "requeue 4242"]
 
 
 # ---- the dry run's checks ---------------------------------------------------------------------------------

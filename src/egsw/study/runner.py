@@ -184,15 +184,21 @@ def execute(
     """Run each ``(run, state)`` as its own ``egsw train`` process, ``jobs`` at a time.
 
     A run that exits non-zero is a failed result with its log's last line; the others continue.
-    On Ctrl-C/SIGTERM the runs in flight are interrupted (they write a checkpoint) and Interrupted
-    is raised once they have exited.
+    On Ctrl-C/SIGTERM the runs in flight are interrupted (they write a checkpoint; SIGTERM lets them
+    finish their step first) and Interrupted is raised once they have exited.
     """
     logs.mkdir(parents=True, exist_ok=True)
     pending = list(todo)
     running: list[tuple[subprocess.Popen, PlannedRun, float, Any]] = []
     results: list[RunResult] = []
     total, started_at = len(pending), time.monotonic()
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:  # noqa: ANN401
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     previous_interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
     try:
         while pending or running:
@@ -220,9 +226,11 @@ def execute(
                 results.append(result)
                 report(_progress_line(result, len(results), total, time.monotonic() - started_at))
     except KeyboardInterrupt:
+        # SIGTERM is passed on as SIGTERM (each run finishes its step and saves), Ctrl-C as SIGINT (at once).
+        forwarded = signal.SIGTERM if received else signal.SIGINT
         for process, *_ in running:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(forwarded)
         deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
         for process, run, _, log in running:
             try:
@@ -236,10 +244,6 @@ def execute(
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_interrupt)
     return results
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:  # noqa: ANN401
-    raise KeyboardInterrupt
 
 
 def _result_of(run: PlannedRun, returncode: int, log: Path, seconds: float) -> RunResult:
