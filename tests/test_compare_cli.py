@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from egsw.study.methods import METHOD_OPTIONS, METHODS, parse_methods
-from egsw.study.runner import PlannedRun, check_common_options, method_plan, option_differences
+from egsw.study.plans import PlannedRun, check_common_options, method_plan
+from egsw.study.runner import option_differences
 from tests.helpers import run_egsw
 
 # A few-step run of the random testbed: every part of the pipeline, in seconds.

@@ -33,7 +33,13 @@ def test_a_file_and_a_folder_without_config_are_refused(tmp_path: Path) -> None:
         check_model_name(str(tmp_path))
 
 
-def test_hub_ids_pass_through_and_folders_resolve(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_hub_ids_pass_through_and_folders_resolve(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not in the (empty) cache, and the hub, asked once, knows it: transformers downloads it at load time.
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("egsw.models.registry._model_on_hub", lambda name: True)
     assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct").path == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert resolve_model(str(tiny_model_dir)).path == str(tiny_model_dir)
     run = tmp_path / "run"

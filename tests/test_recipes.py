@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ACCELERATE = CONFIGS / "accelerate"
-RECIPES = sorted(path for path in CONFIGS.rglob("*.yaml") if ACCELERATE not in path.parents)
+VERL = CONFIGS / "verl"  # verl's Hydra recipes: tests/verl/test_recipes.py checks them, in .venv-verl
+RECIPES = sorted(p for p in CONFIGS.rglob("*.yaml") if ACCELERATE not in p.parents and VERL not in p.parents)
 PAPER_MODELS = {"qwen2.5-math-7b": "Qwen/Qwen2.5-Math-7B", "qwen2.5-math-7b-instruct": "Qwen/Qwen2.5-Math-7B-Instruct"}
 METHODS = ("grpo", "egsw-step", "egsw-trajectory")
 

@@ -28,7 +28,7 @@ from egsw.run.checkpoints import (
     last_complete_checkpoint,
     rotate_checkpoints,
 )
-from egsw.run.training import truncate_metrics
+from egsw.run.run_folder import truncate_metrics
 from tests.helpers import run_egsw
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from egsw.models import check_model_name
+from egsw.models import ModelUnavailableError, check_model_name
 from egsw.run.pre_pass import pre_pass
 from egsw.stats import paired_difference
 
@@ -77,7 +77,12 @@ def main(argv: Sequence[str]) -> int:
         build_parser().print_help()
         return 0
     # An unknown model is refused before TRL and transformers' training stack are imported (seconds).
-    check_model_name(pre_pass(argv).model)
+    early = pre_pass(argv)
+    try:
+        check_model_name(early.model)
+    except ModelUnavailableError:
+        if not early.dry_run:  # a dry run may check a GPU recipe where its hub model cannot be had: a note
+            raise
 
     from egsw.reward_guard import UnscorableRewardsError
     from egsw.run.checks import validate_before_loading

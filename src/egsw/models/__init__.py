@@ -21,7 +21,7 @@ from egsw.models.registry import (
     resolve_model,
 )
 from egsw.models.smollm2 import BUNDLED_SMOLLM2, convert_bundled_smollm2, smollm2_gguf_path
-from egsw.models.store import COMPLETE_MARKER, ModelLoadError, ModelNotFoundError, cache_dir
+from egsw.models.store import COMPLETE_MARKER, ModelLoadError, ModelNotFoundError, ModelUnavailableError, cache_dir
 
 __all__ = [
     "BUNDLED_SMOLLM2",
@@ -32,6 +32,7 @@ __all__ = [
     "TRAIN_OUTPUT_MODEL",
     "ModelLoadError",
     "ModelNotFoundError",
+    "ModelUnavailableError",
     "ResolvedModel",
     "build_tiny_arith",
     "build_tiny_random",

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING
 
 from egsw.hub import cached_model_folder, hub_cache_dir, model_on_hub, offline_mode
 from egsw.models.smollm2 import BUNDLED_SMOLLM2, convert_bundled_smollm2, smollm2_gguf_path
-from egsw.models.store import COMPLETE_MARKER, ModelLoadError, ModelNotFoundError, cache_dir, write_complete_folder
+from egsw.models.store import (
+    COMPLETE_MARKER,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    cache_dir,
+    write_complete_folder,
+)
 
 if TYPE_CHECKING:
     from egsw.models.tiny_arith import PretrainSettings
@@ -62,7 +69,8 @@ def check_model_name(name: str) -> None:
     the local Hugging Face cache. Any other hub-shaped id is accepted only when the hub can be asked
     (not ``HF_HUB_OFFLINE``) and one probe, without retries, says it exists (transformers then
     downloads it). ``ModelNotFoundError`` (an ``InputError``: one line, exit 2) names where it looked
-    and how to get the model.
+    and how to get the model; ``ModelUnavailableError``, its subclass, is a hub id that cannot be had
+    *from here* (a dry run, which may check a GPU recipe on a laptop, reports it as a note).
     """
     if name in builtin_models():
         if name == BUNDLED_SMOLLM2:
@@ -88,10 +96,10 @@ def check_model_name(name: str) -> None:
     looked += f", not in the Hugging Face cache ({hub_cache_dir()})"
     get_it = f"download it where there is network (`hf download {name}`) and copy the cache, or pass a local folder"
     if offline_mode():
-        raise ModelNotFoundError(f"unknown model {name!r}: {looked}, and HF_HUB_OFFLINE is set; {get_it}")
+        raise ModelUnavailableError(f"unknown model {name!r}: {looked}, and HF_HUB_OFFLINE is set; {get_it}")
     found = _model_on_hub(name)
     if found is None:
-        raise ModelNotFoundError(
+        raise ModelUnavailableError(
             f"unknown model {name!r}: {looked}, and the Hugging Face Hub cannot be reached; {get_it}"
         )
     if not found:

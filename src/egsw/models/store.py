@@ -43,3 +43,10 @@ def write_complete_folder(target: Path, write: Callable[[Path], str]) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+class ModelUnavailableError(ModelNotFoundError):
+    """A hub id that is not in the local cache and cannot be fetched from here (offline, or no network).
+
+    It may well exist where the run will happen: a dry run reports it as a note, a run refuses it.
+    """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from egsw.config import EGSWConfig
 from egsw.errors import InputError
-from egsw.models import check_loadable, check_model_name, resolve_model
+from egsw.models import ModelUnavailableError, check_loadable, check_model_name, resolve_model
 from egsw.run.options import ModelArguments, ParsedArguments
 from egsw.run.recipes import TrainScriptArguments
 from egsw.run.run_folder import (
@@ -105,7 +105,12 @@ def check_options(parsed: ParsedArguments, *, for_dry_run: bool) -> list[str]:
     """
     model_args, script_args, training_args = parsed.model, parsed.script, parsed.training
     notes: list[str] = []
-    check_model_name(model_args.model_name_or_path)  # ModelNotFoundError is an InputError
+    try:
+        check_model_name(model_args.model_name_or_path)  # ModelNotFoundError is an InputError
+    except ModelUnavailableError as error:
+        if not for_dry_run:
+            raise
+        notes.append(f"{error}; it must be there where the run happens")
     unknown_rewards = [name for name in script_args.reward_funcs if name not in REWARD_FUNCTIONS]
     if unknown_rewards:
         raise InputError(f"unknown reward function(s) {unknown_rewards}; choose from {', '.join(REWARD_FUNCTIONS)}")
