@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import re
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from egsw.commands.parsing import parser as one_line_parser
 from egsw.errors import InputError
 from egsw.models import BUNDLED_SMOLLM2, ModelNotFoundError, check_model_name
+from egsw.run.model_eval import EvalOptions
 from egsw.tasks import catalog, procedural
 
 BACKENDS = ("transformers", "vllm")
@@ -33,7 +31,6 @@ BACKENDS = ("transformers", "vllm")
 DEFAULT_BATCH_SIZE = procedural.DEFAULT_EVAL_BATCH_SIZE
 # Beside `egsw train`'s runs/train-<time> (runs/ is git-ignored).
 DEFAULT_OUTPUT_ROOT = "runs/eval"
-SUMMARY_FILE = "summary.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,26 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--procedural-levels", default=",".join(map(str, procedural.DEFAULT_LEVELS)), help="(default: %(default)s)"
     )
     return parser
-
-
-@dataclass
-class EvalOptions:
-    """The checked options of one ``egsw eval`` run."""
-
-    model: str
-    sets: list[catalog.EvalSet]
-    backend: str
-    num_samples: int
-    temperature: float
-    k_values: list[int]
-    max_new_tokens: int | None
-    batch_size: int
-    seed: int
-    dtype: str | None
-    bf16: bool
-    device: str
-    output: Path
-    progress: bool
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -250,96 +227,11 @@ def load_sets(args: argparse.Namespace) -> list[catalog.EvalSet]:
     return sets
 
 
-def _device(choice: str) -> str:
-    import torch
-
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {choice}: no CUDA device here; use --device cpu")
-    return choice
-
-
 def main(argv: Sequence[str]) -> int:
     options = parse_options(argv)
-    import os
+    from egsw.run.model_eval import evaluate_model
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from egsw.models import load_model_and_tokenizer, resolve_model
-    from egsw.tasks.evaluation import (
-        evaluate_examples,
-        generate_completions_vllm,
-        load_vllm,
-        precision_context,
-        render_prompts,
-        score_generated,
-        write_results,
-    )
-
-    started = time.monotonic()
-    resolved = resolve_model(options.model)
-    if options.backend == "vllm":
-        dtype = options.dtype or "auto"
-        llm = load_vllm(resolved.path, seed=options.seed, dtype=dtype)
-        tokenizer, model, device = llm.get_tokenizer(), None, "vllm"
-    else:
-        device, dtype = _device(options.device), options.dtype or "float32"
-        model, tokenizer = load_model_and_tokenizer(options.model, dtype=dtype)
-        model.to(device)
-    load_s = time.monotonic() - started
-    print(f"egsw eval: {options.model} ({resolved.path}) on {device}, loaded in {load_s:.1f}s", file=sys.stderr)
-
-    rows = []
-    for eval_set in options.sets:
-        max_new_tokens = options.max_new_tokens or eval_set.max_new_tokens
-        set_started = time.monotonic()
-        if options.backend == "vllm":
-            prompts = render_prompts(tokenizer, eval_set.examples)
-            completions = generate_completions_vllm(
-                llm, prompts, max_new_tokens=max_new_tokens, temperature=options.temperature,
-                num_samples=options.num_samples, seed=options.seed, progress=options.progress,
-            )  # fmt: skip
-            result = score_generated(
-                eval_set.examples, prompts, completions, name=eval_set.name, temperature=options.temperature,
-                k_values=options.k_values,
-            )  # fmt: skip
-        else:
-            with precision_context(model, bf16=options.bf16):
-                result = evaluate_examples(
-                    model, tokenizer, eval_set.examples, name=eval_set.name, max_new_tokens=max_new_tokens,
-                    temperature=options.temperature, num_samples=options.num_samples, k_values=options.k_values,
-                    batch_size=options.batch_size, seed=options.seed, progress=options.progress,
-                )  # fmt: skip
-        wall_s = time.monotonic() - set_started
-        meta = {
-            "model": options.model,
-            "model_path": resolved.path,
-            "set": eval_set.name,
-            "source": eval_set.source,
-            "set_options": eval_set.meta,
-            "skipped_rows": eval_set.skipped,
-            "backend": options.backend,
-            "device": device,
-            "dtype": dtype,
-            "bf16_autocast": options.bf16 and options.backend != "vllm",
-            "max_new_tokens": max_new_tokens,
-            "batch_size": options.batch_size,
-            "seed": options.seed,
-            "wall_time_s": round(wall_s, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        results_path, _ = write_results(result, options.output / eval_set.name, meta)
-        summary = {**meta, **result.summary()}
-        summary.pop("per_problem_correct")
-        rows.append(summary)
-        print(
-            f"{eval_set.name}: accuracy {_percent(result.accuracy)} "
-            f"[{_percent(result.accuracy_low)}, {_percent(result.accuracy_high)}] in {wall_s:.0f}s -> {results_path}",
-            file=sys.stderr,
-        )
-        if eval_set.skipped:
-            print(f"{eval_set.name}: skipped {eval_set.skipped} rows without a question or answer", file=sys.stderr)
-    (options.output / SUMMARY_FILE).write_text(json.dumps(rows, indent=2) + "\n")
+    rows = evaluate_model(options, report=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_table(rows, options.k_values))
     print(f"results in {options.output}/ (summary.json, <set>/results.json, <set>/samples.jsonl)")
     return 0
