@@ -76,6 +76,25 @@ class EGSWConfig(GRPOConfig):
             "flips the advantage's sign. The paper uses 2."
         },
     )
+    max_unscorable_batches: int = field(
+        default=3,
+        metadata={
+            "help": "Stop the run when a reward function scores no completion (it raised or returned None/NaN on "
+            "every one) in this many generation batches in a row: training on such batches learns nothing. Each "
+            "such batch is a warning naming the function. 0 never stops (for functions that return None by design)."
+        },
+    )
+
+    share_prompt_forward: bool = field(
+        default=True,
+        metadata={
+            "help": "Run each distinct prompt of a micro-batch once for all its completions in the log-prob forward "
+            "passes (training, old policy, reference): one packed row per prompt, [prompt | c1 | ... | cG], with a "
+            "mask that keeps completions apart. Same log-probs and gradients as the plain forward (to fp32 rounding), "
+            "fewer tokens; also with egsw_mode='none'. Falls back to the plain forward, with one info line, where it "
+            "cannot apply (docs/shared-prompt.md)."
+        },
+    )
 
     def __post_init__(self) -> None:
         self._validate_egsw()
@@ -94,6 +113,8 @@ class EGSWConfig(GRPOConfig):
             raise ValueError(f"egsw_target_ess must be a number in (0, 1]; got {self.egsw_target_ess!r}")
         if not isinstance(self.egsw_rescale, bool):
             raise ValueError(f"egsw_rescale must be true or false; got {self.egsw_rescale!r}")
+        if not isinstance(self.share_prompt_forward, bool):
+            raise ValueError(f"share_prompt_forward must be true or false; got {self.share_prompt_forward!r}")
         beta = _as_float("entropy_advantage_beta", self.entropy_advantage_beta, "a finite number >= 0")
         if not (beta >= 0.0 and math.isfinite(beta)):
             raise ValueError(
@@ -105,6 +126,9 @@ class EGSWConfig(GRPOConfig):
                 f"entropy_advantage_kappa must be a finite number > 0; got {self.entropy_advantage_kappa!r}"
             )
         self.entropy_advantage_beta, self.entropy_advantage_kappa = beta, kappa
+        limit = self.max_unscorable_batches
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"max_unscorable_batches must be a whole number >= 0; got {limit!r}")
 
 
 def _as_float(name: str, value: object, allowed: str) -> float:

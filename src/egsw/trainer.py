@@ -38,6 +38,7 @@ from trl.models.utils import disable_gradient_checkpointing
 from egsw.config import EGSWConfig
 from egsw.entropy_advantage import entropy_shaped_advantages
 from egsw.reward_guard import guard_reward
+from egsw.shared_prompt import shared_prompt_forward
 from egsw.weights import compute_egsw_weights, effective_sample_size
 
 logger = logging.get_logger(__name__)
@@ -124,12 +125,15 @@ class _GenerationEntropyRecorder:
         return torch.stack(self.steps, dim=1) if self.steps else None
 
 
-def _guard_reward_funcs(reward_funcs: Any) -> Any:  # noqa: ANN401 - GRPOTrainer's reward_funcs argument
-    """Wrap each plain (synchronous, non-model, non-name) reward function in ``guard_reward``."""
+def _guard_reward_funcs(reward_funcs: Any, max_unscorable_batches: int) -> Any:  # noqa: ANN401 - GRPOTrainer's
+    """Wrap each Python reward function (sync or async, any callable form) in ``guard_reward``.
+
+    Reward models (``nn.Module``) and model names (``str``) are TRL's to load and run: left as they are.
+    """
 
     def guard(func: Any) -> Any:  # noqa: ANN401
-        plain = callable(func) and not isinstance(func, torch.nn.Module | str)
-        return guard_reward(func) if plain and not inspect.iscoroutinefunction(func) else func
+        python_function = callable(func) and not isinstance(func, torch.nn.Module | str)
+        return guard_reward(func, max_unscorable_batches) if python_function else func
 
     return [guard(f) for f in reward_funcs] if isinstance(reward_funcs, list) else guard(reward_funcs)
 
@@ -141,7 +145,8 @@ class EGSWTrainer(GRPOTrainer):
     it is GRPOTrainer. ``egsw_last`` holds the last weighed batch; ``egsw/*`` metrics are logged with
     TRL's own. Python reward functions are wrapped by ``egsw.reward_guard.guard_reward``: a completion on
     which one raises or returns NaN is scored None (unscorable) and counted in
-    ``rewards/<name>/unscorable`` instead of stopping training.
+    ``rewards/<name>/unscorable`` instead of stopping training; ``max_unscorable_batches`` batches in a
+    row with nothing scorable stop it (``UnscorableRewardsError``).
     """
 
     def __init__(self, model: Any, reward_funcs: Any = None, args: EGSWConfig | None = None, *rest: Any, **kwargs: Any):
@@ -158,7 +163,8 @@ class EGSWTrainer(GRPOTrainer):
         self._egsw_record_generation = False
         self._egsw_capture_old_logps = False
         self._egsw_warned_extra_forward = False
-        super().__init__(model, _guard_reward_funcs(reward_funcs), args, *rest, **kwargs)
+        self._egsw_shared_prompt_fallbacks: set[str] = set()  # reasons already logged by egsw.shared_prompt
+        super().__init__(model, _guard_reward_funcs(reward_funcs, args.max_unscorable_batches), args, *rest, **kwargs)
 
     # ---- where the entropy comes from -------------------------------------------------------------
 
@@ -196,14 +202,18 @@ class EGSWTrainer(GRPOTrainer):
     def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
         # The first call on the policy after generation is the old-log-prob pass (the reference pass
         # comes after it); when it runs, the entropies come from it for free.
-        if self._egsw_capture_old_logps and model is self.model and not kwargs.get("compute_entropy", False):
+        capture = self._egsw_capture_old_logps and model is self.model and not kwargs.get("compute_entropy", False)
+        if capture:
             self._egsw_capture_old_logps = False
-            logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(
-                model, *args, **{**kwargs, "compute_entropy": True}
-            )
-            self._egsw_entropies = entropies
+            kwargs = {**kwargs, "compute_entropy": True}
+        # Each distinct prompt once for all its completions (egsw.shared_prompt); None where that cannot apply.
+        result = shared_prompt_forward(self, model, *args, **kwargs) if self.args.share_prompt_forward else None
+        if result is None:
+            result = super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+        if capture:
+            logps, self._egsw_entropies, aux_loss = result
             return logps, None, aux_loss
-        return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+        return result
 
     def _egsw_extra_forward_entropies(self, batch: dict[str, Any]) -> torch.Tensor:
         """Entropies (B, T) of the batch's completions from one no-grad forward: the fallback path."""
