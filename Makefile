@@ -20,7 +20,7 @@ VERL_PY := $(VERL_VENV)/bin/python
 VERL_STAMP := $(VERL_VENV)/.installed
 VERL_LOCK := tests/verl/constraints.txt
 
-.PHONY: setup setup-verl test-verl model testbed run test test-fast lint lock bench-overhead compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
+.PHONY: setup setup-verl test-verl model testbed run test test-fast lint lock bench-overhead bench-shared-prompt compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ lint: setup
 
 bench-overhead: setup
 	$(PY) benchmarks/overhead.py
+
+# Step time and peak memory: TRL's GRPOTrainer vs EGSWTrainer with share_prompt_forward off and on (docs/shared-prompt.md).
+bench-shared-prompt: model testbed
+	$(PY) benchmarks/shared_prompt.py --threads 1
 
 # The README's measured comparisons and sweep (finished runs are reused: rerun to resume).
 compare-tiny: testbed

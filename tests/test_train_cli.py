@@ -37,7 +37,7 @@ def egsw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["--output_dir", "{a_file}/run"], "is not writable"),
         (["--dry_run", "maybe"], "--dry-run: Truthy value expected: got maybe"),
         (["--dry-run=maybe"], "Truthy value expected: got maybe"),
-        (["--resume", "perhaps", "--output_dir", "x"], "--resume: Truthy value expected: got perhaps"),
+        (["--resume", "perhaps", "--output_dir", "x"], "--resume takes true, false or auto; got 'perhaps'"),
         (["--egsw_rescale", "sometimes", "--dry_run"], "Truthy value expected: got sometimes"),
     ],
 )
