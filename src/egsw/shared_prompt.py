@@ -39,7 +39,8 @@ logger = logging.get_logger(__name__)
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral"})
 # Attention implementations and how each takes the mask: sdpa a boolean mask, eager an additive float mask.
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
-# Keyword arguments of TRL's _get_per_token_logps_and_entropies that carry multimodal inputs.
+# Keys of a generation batch that the model's forward takes besides ids and masks (as in TRL's _compute_loss):
+# the multimodal inputs of TRL's _get_per_token_logps_and_entropies.
 MULTIMODAL_KEYS = (
     "pixel_values",
     "image_grid_thw",

@@ -38,26 +38,12 @@ from trl.models.utils import disable_gradient_checkpointing
 from egsw.config import EGSWConfig
 from egsw.entropy_advantage import entropy_shaped_advantages
 from egsw.reward_guard import guard_reward
-from egsw.shared_prompt import shared_prompt_forward
+from egsw.shared_prompt import MULTIMODAL_KEYS, shared_prompt_forward
 from egsw.weights import compute_egsw_weights, effective_sample_size
 
 logger = logging.get_logger(__name__)
 
 EntropySource = Literal["old_logps", "generation", "forward"]
-
-# Keys of a generation batch that the model's forward takes besides ids and masks (as in _compute_loss).
-_FORWARD_KEYS = (
-    "pixel_values",
-    "image_grid_thw",
-    "num_images",
-    "pixel_attention_mask",
-    "spatial_shapes",
-    "num_tiles",
-    "image_sizes",
-    "token_type_ids",
-    "mm_token_type_ids",
-    "image_position_ids",
-)
 
 
 @dataclass
@@ -226,7 +212,7 @@ class EGSWTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
         completion_ids = batch["completion_ids"]
-        forward_kwargs = {key: batch[key] for key in _FORWARD_KEYS if key in batch}
+        forward_kwargs = {key: batch[key] for key in MULTIMODAL_KEYS if key in batch}
         with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
             _, entropies, _ = super()._get_per_token_logps_and_entropies(
                 self.model,
