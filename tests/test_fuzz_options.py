@@ -18,6 +18,7 @@ TRAIN_OPTIONS = [
     "bf16", "use_vllm", "vllm_mode", "num_processes", "dtype", "use_peft", "lora_r", "loss_type", "beta",
     "max_unscorable_batches", "entropy_advantage_beta", "eval_before", "save_steps", "logging_steps", "resume",
     "overwrite", "model_name_or_path", "steps_per_generation", "num_iterations", "top_entropy_quantile",
+    "policy_loss_variant", "clip_cov_ratio", "clip_cov_lb", "kl_cov_ratio", "kl_cov_coef",
 ]  # fmt: skip
 EVAL_OPTIONS = [
     "--sets", "--num-samples", "--temperature", "--k", "--max-new-tokens", "--batch-size", "--limit", "--seed",

@@ -39,6 +39,8 @@ def egsw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["--dry-run=maybe"], "Truthy value expected: got maybe"),
         (["--resume", "perhaps", "--output_dir", "x"], "--resume takes true, false or auto; got 'perhaps'"),
         (["--egsw_rescale", "sometimes", "--dry_run"], "Truthy value expected: got sometimes"),
+        (["--policy_loss_variant", "klcov"], "invalid choice: 'klcov'"),
+        (["--policy_loss_variant", "kl_cov", "--loss_type", "cispo"], "use loss_type grpo, bnpo, dr_grpo, dapo, luspo"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2_before_loading(args: list[str], message: str, tmp_path: Path) -> None:

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from egsw.covariance_losses import VARIANTS
 from egsw.weights import MODES
 
 EGSW_MODES: tuple[str, ...] = (*MODES, "none")
+POLICY_LOSS_VARIANTS: tuple[str, ...] = ("none", *VARIANTS)
+# TRL's loss types with PPO's clipped per-token surrogate -min(r A, clip(r) A), which the variants modify.
+_CLIPPED_LOSS_TYPES: tuple[str, ...] = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")
 
 
 @dataclass
@@ -76,6 +80,46 @@ class EGSWConfig(GRPOConfig):
             "flips the advantage's sign. The paper uses 2."
         },
     )
+    # Clip-Cov and KL-Cov (arXiv 2505.22617, egsw.covariance_losses), verl's policy_loss.loss_mode clip_cov / kl_cov.
+    # The Clip-Cov defaults are verl's (PolicyLossConfig in verl/workers/config/actor.py and the fallbacks of
+    # compute_policy_loss_clip_cov, verl 0.9.1). The KL-Cov ones are those of verl's 7B KL-Cov recipe
+    # (recipe/entropy/7b_kl_cov.sh: kl_cov_ratio 0.002, ppo_kl_coef 1), the paper's Qwen2.5-7B setting; verl's
+    # generic PolicyLossConfig defaults are 0.0002 (the paper's 32B value) and 0.1, and compute_policy_loss_kl_cov
+    # falls back to a coefficient of 1.
+    policy_loss_variant: str = field(
+        default="none",
+        metadata={
+            "help": "A change to the policy loss on the few tokens with the largest covariance of advantage and "
+            "log-prob (arXiv 2505.22617): 'clip_cov' detaches the gradient of a random clip_cov_ratio of the tokens "
+            "whose covariance is in (clip_cov_lb, clip_cov_ub); 'kl_cov' adds kl_cov_coef * |log pi - log pi_old| "
+            "to the loss of the kl_cov_ratio of the tokens with the largest covariance (it acts only off-policy: "
+            "num_iterations > 1 or steps_per_generation > gradient_accumulation_steps); 'none' leaves TRL's loss.",
+            "choices": list(POLICY_LOSS_VARIANTS),
+        },
+    )
+    clip_cov_ratio: float = field(
+        default=2e-4,
+        metadata={"help": "Clip-Cov: the share of a micro-batch's tokens detached, at least 1 (verl's default)."},
+    )
+    clip_cov_lb: float = field(
+        default=1.0,
+        metadata={"help": "Clip-Cov: a candidate token's covariance is above this (verl's default)."},
+    )
+    clip_cov_ub: float = field(
+        default=5.0,
+        metadata={"help": "Clip-Cov: a candidate token's covariance is below this (verl's default)."},
+    )
+    kl_cov_ratio: float = field(
+        default=2e-3,
+        metadata={
+            "help": "KL-Cov: the share of a micro-batch's tokens penalised, at least 1: the paper's and verl's 7B "
+            "recipe value (its 32B runs and verl's generic default use 2e-4)."
+        },
+    )
+    kl_cov_coef: float = field(
+        default=1.0,
+        metadata={"help": "KL-Cov: the penalty's coefficient (verl's ppo_kl_coef; 1 in the paper's recipes)."},
+    )
     max_unscorable_batches: int = field(
         default=3,
         metadata={
@@ -98,7 +142,9 @@ class EGSWConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         self._validate_egsw()
+        self._validate_policy_loss_variant()
         super().__post_init__()
+        self._check_variant_fits_the_loss()
 
     def _validate_egsw(self) -> None:
         """Refuses invalid EGSW options with one line that names the field and what it accepts."""
@@ -129,6 +175,48 @@ class EGSWConfig(GRPOConfig):
         limit = self.max_unscorable_batches
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"max_unscorable_batches must be a whole number >= 0; got {limit!r}")
+
+    def _validate_policy_loss_variant(self) -> None:
+        """Refuses invalid Clip-Cov / KL-Cov options with one line that names the field and what it accepts."""
+        if self.policy_loss_variant not in POLICY_LOSS_VARIANTS:
+            choices = ", ".join(POLICY_LOSS_VARIANTS)
+            raise ValueError(f"policy_loss_variant must be one of {choices}; got {self.policy_loss_variant!r}")
+        for name in ("clip_cov_ratio", "kl_cov_ratio"):
+            value = _as_float(name, getattr(self, name), "a number in (0, 1]")
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be a number in (0, 1]; got {getattr(self, name)!r}")
+            setattr(self, name, value)
+        lower = _as_float("clip_cov_lb", self.clip_cov_lb, "a finite number")
+        upper = _as_float("clip_cov_ub", self.clip_cov_ub, "a finite number above clip_cov_lb")
+        if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+            raise ValueError(
+                f"clip_cov_lb and clip_cov_ub must be finite numbers, clip_cov_lb < clip_cov_ub; got {lower}, {upper}"
+            )
+        coef = _as_float("kl_cov_coef", self.kl_cov_coef, "a finite number >= 0")
+        if not (coef >= 0.0 and math.isfinite(coef)):
+            raise ValueError(f"kl_cov_coef must be a finite number >= 0; got {self.kl_cov_coef!r}")
+        self.clip_cov_lb, self.clip_cov_ub, self.kl_cov_coef = lower, upper, coef
+
+    def _check_variant_fits_the_loss(self) -> None:
+        """Refuses a policy_loss_variant with TRL options its hook cannot modify, naming the option to change."""
+        variant = self.policy_loss_variant
+        if variant == "none":
+            return
+        if self.loss_type not in _CLIPPED_LOSS_TYPES:
+            raise ValueError(
+                f"policy_loss_variant {variant} modifies PPO's clipped surrogate: use loss_type "
+                f"{', '.join(_CLIPPED_LOSS_TYPES)}; got {self.loss_type!r}"
+            )
+        if self.importance_sampling_level != "token":
+            raise ValueError(
+                f"policy_loss_variant {variant} selects single tokens: use importance_sampling_level token; "
+                f"got {self.importance_sampling_level!r}"
+            )
+        if variant == "kl_cov" and (self.top_entropy_quantile < 1.0 or self.off_policy_mask_threshold is not None):
+            raise ValueError(
+                "policy_loss_variant kl_cov adds a term that TRL's token masks would not reach: leave "
+                "top_entropy_quantile at 1 and off_policy_mask_threshold unset"
+            )
 
 
 def _as_float(name: str, value: object, allowed: str) -> float:

@@ -18,8 +18,16 @@ All three give what ``GRPOTrainer._get_per_token_logps_and_entropies`` computes 
 The entropy-shaped advantage (``entropy_advantage_beta > 0``, egsw.entropy_advantage), a peer
 method, shares this plumbing: it takes the same entropies and transforms the advantages first.
 
-TRL internals overridden: ``_generate_and_score_completions``, ``_generate_single_turn`` and
-``_get_per_token_logps_and_entropies``, each calling the original. Tested against trl 1.16.
+Clip-Cov and KL-Cov (``policy_loss_variant``, egsw.covariance_losses), two more peers, change the
+loss of a few tokens of each micro-batch. ``_compute_loss`` hands the micro-batch to the override of
+``_get_per_token_logps_and_entropies``, whose one call inside TRL's loss returns the policy's
+log-probs: Clip-Cov returns them with the selected tokens detached, KL-Cov leaves them and keeps its
+penalty, reduced as TRL reduces ``per_token_loss``, which ``_compute_loss`` adds to TRL's loss. With
+``policy_loss_variant="none"`` neither runs.
+
+TRL internals overridden: ``_generate_and_score_completions``, ``_generate_single_turn``,
+``_get_per_token_logps_and_entropies`` and ``_compute_loss``, each calling the original. Tested
+against trl 1.16.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from egsw.config import EGSWConfig
+from egsw.covariance_losses import clip_cov_selection, detach_selected, kl_cov_penalty, kl_cov_selection
 from egsw.entropy_advantage import entropy_shaped_advantages
 from egsw.reward_guard import guard_reward
 from egsw.shared_prompt import MULTIMODAL_KEYS, shared_prompt_forward
@@ -128,9 +137,12 @@ class EGSWTrainer(GRPOTrainer):
     """GRPOTrainer whose advantages are weighted by EGSW. Takes exactly GRPOTrainer's arguments.
 
     ``args`` must be an :class:`EGSWConfig` (or None for its defaults). With ``egsw_mode="none"``
-    it is GRPOTrainer. ``egsw_last`` holds the last weighed batch; ``egsw/*`` metrics are logged with
-    TRL's own. Python reward functions are wrapped by ``egsw.reward_guard.guard_reward``: a completion on
-    which one raises or returns NaN is scored None (unscorable) and counted in
+    (and the peers' options at their defaults) it is GRPOTrainer. ``egsw_last`` holds the last
+    weighed batch; ``egsw/*`` metrics are logged with TRL's own. ``policy_loss_variant`` "clip_cov" /
+    "kl_cov" changes the loss of the tokens with the largest advantage-log-prob covariance
+    (egsw.covariance_losses); ``cov_last_selection`` holds the last micro-batch's selected tokens,
+    (B_local, T) bool. Python reward functions are wrapped by ``egsw.reward_guard.guard_reward``: a
+    completion on which one raises or returns NaN is scored None (unscorable) and counted in
     ``rewards/<name>/unscorable`` instead of stopping training; ``max_unscorable_batches`` batches in a
     row with nothing scorable stop it (``UnscorableRewardsError``).
     """
@@ -150,17 +162,31 @@ class EGSWTrainer(GRPOTrainer):
         self._egsw_capture_old_logps = False
         self._egsw_warned_extra_forward = False
         self._egsw_shared_prompt_fallbacks: set[str] = set()  # reasons already logged by egsw.shared_prompt
+        self.cov_last_selection: torch.Tensor | None = None
+        self._cov_inputs: dict[str, Any] | None = None  # the micro-batch whose loss TRL is computing
+        self._cov_penalty: torch.Tensor | None = None  # KL-Cov's term, reduced like TRL's loss
+        self._cov_generator = torch.Generator()
+        self._cov_generator_step = -1
         super().__init__(model, _guard_reward_funcs(reward_funcs, args.max_unscorable_batches), args, *rest, **kwargs)
+        if args.policy_loss_variant == "kl_cov" and not self._trl_computes_old_logps():
+            logger.warning(
+                "KL-Cov: every micro-batch is trained on-policy here (old log-probs = current ones), so its penalty "
+                "|log pi - log pi_old| and its gradient are 0 and training is GRPO's; it acts with num_iterations > 1 "
+                "or steps_per_generation > gradient_accumulation_steps."
+            )
 
     # ---- where the entropy comes from -------------------------------------------------------------
 
+    def _trl_computes_old_logps(self) -> bool:
+        """The condition under which GRPOTrainer._generate_and_score_completions runs its old-log-prob pass."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        return self.args.gradient_accumulation_steps % generate_every != 0 or bool(
+            self.use_vllm and self.vllm_importance_sampling_correction
+        )
+
     def _egsw_entropy_source(self) -> EntropySource:
         """The cheapest place this configuration offers the entropies of a generation batch."""
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        # The condition under which GRPOTrainer._generate_and_score_completions runs its old-log-prob pass.
-        if self.args.gradient_accumulation_steps % generate_every != 0 or (
-            self.use_vllm and self.vllm_importance_sampling_correction
-        ):
+        if self._trl_computes_old_logps():
             return "old_logps"
         plain_generate = not (
             self.use_vllm or self.use_transformers_continuous_batching or self.tools or self.rollout_func is not None
@@ -199,6 +225,10 @@ class EGSWTrainer(GRPOTrainer):
         if capture:
             logps, self._egsw_entropies, aux_loss = result
             return logps, None, aux_loss
+        if self._cov_inputs is not None:  # the policy's forward inside _compute_loss (its only call there)
+            inputs, self._cov_inputs = self._cov_inputs, None
+            logps, entropies, aux_loss = result
+            return self._cov_apply(logps, inputs), entropies, aux_loss
         return result
 
     def _egsw_extra_forward_entropies(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -338,6 +368,99 @@ class EGSWTrainer(GRPOTrainer):
         finite = batch.temperature[torch.isfinite(batch.temperature)]
         if finite.numel() > 0:
             metrics["egsw/temperature"].append(finite.mean().item())
+
+    # ---- Clip-Cov and KL-Cov --------------------------------------------------------------------------
+
+    def _compute_loss(self, model, inputs):
+        # TRL's loss; with a variant, _get_per_token_logps_and_entropies sees this micro-batch (_cov_apply).
+        if self.args.policy_loss_variant == "none":
+            return super()._compute_loss(model, inputs)
+        self._cov_inputs, self._cov_penalty = inputs, None
+        try:
+            loss = super()._compute_loss(model, inputs)
+        finally:
+            self._cov_inputs = None
+        penalty, self._cov_penalty = self._cov_penalty, None
+        return loss if penalty is None else loss + penalty
+
+    def _cov_apply(self, logps: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
+        """The policy's log-probs (B_l, T) inside TRL's loss -> what TRL's loss goes on with; selects the tokens.
+
+        Clip-Cov: the log-probs with the selected tokens detached. KL-Cov: the log-probs unchanged; the
+        penalty, reduced like TRL's ``per_token_loss``, waits in ``_cov_penalty`` for ``_compute_loss``.
+        """
+        mask = inputs["completion_mask"]
+        mask = mask * inputs["tool_mask"] if "tool_mask" in inputs else mask  # TRL's loss mask
+        old = inputs.get("old_per_token_logps")
+        old = logps.detach() if old is None else old  # as TRL does when it skipped the old-log-prob pass
+        advantages = inputs["advantages"]
+        if self.args.policy_loss_variant == "clip_cov":
+            selected = clip_cov_selection(
+                logps, old, advantages, mask,
+                ratio=self.args.clip_cov_ratio, lower=self.args.clip_cov_lb, upper=self.args.clip_cov_ub,
+                epsilon_low=self.epsilon_low, epsilon_high=self.epsilon_high, delta=self.args.delta,
+                generator=self._cov_step_generator(),
+            )  # fmt: skip
+            self._cov_log(selected, mask, None)
+            return detach_selected(logps, selected)
+        selected = kl_cov_selection(logps, advantages, mask, ratio=self.args.kl_cov_ratio)
+        penalty = kl_cov_penalty(logps, old, selected, coef=self.args.kl_cov_coef)
+        if self.use_vllm and self.vllm_importance_sampling_correction:  # TRL weighs per_token_loss so; verl too
+            penalty = penalty * inputs["importance_sampling_ratio"]
+        self._cov_penalty = self._reduce_like_trl(penalty, mask, inputs)
+        self._cov_log(selected, mask, penalty)
+        return logps
+
+    def _cov_step_generator(self) -> torch.Generator:
+        """Clip-Cov's random draw, reseeded at each optimizer step from (seed, step, process).
+
+        Its own generator leaves the global RNG, hence sampling, as GRPO's; reseeding per step makes
+        a resumed run draw what an uninterrupted one would.
+        """
+        step = self.state.global_step
+        if step != self._cov_generator_step:
+            seed = (self.args.seed * 1_000_003 + step) * 1_009 + self.accelerator.process_index
+            self._cov_generator.manual_seed(seed % 2**63)
+            self._cov_generator_step = step
+        return self._cov_generator
+
+    def _reduce_like_trl(self, per_token: torch.Tensor, mask: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
+        """A per-token loss term (B_l, T) -> its contribution to the micro-batch loss, as TRL reduces per_token_loss.
+
+        The same normalisation as ``GRPOTrainer._compute_loss`` (trl 1.16) for each loss type the
+        variants accept (EGSWConfig refuses the others), so the term weighs as if TRL had added it to
+        ``per_token_loss``: the loss is linear in it.
+        """
+        mode = "train" if self.model.training else "eval"
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        masked = per_token * mask
+        if self.loss_type == "grpo":
+            return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
+        if self.loss_type == "bnpo":
+            return masked.sum() / mask.sum().clamp(min=1.0) / accumulation
+        if self.loss_type == "dr_grpo":
+            return masked.sum() / (per_token.size(0) * self.max_completion_length) / accumulation
+        if self.loss_type == "dapo":
+            normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+            if mode == "train":
+                normalizer = normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            return masked.sum() / normalizer
+        if self.loss_type == "luspo":
+            return masked.sum(-1).mean() / accumulation
+        raise ValueError(f"policy_loss_variant {self.args.policy_loss_variant}: unsupported loss_type {self.loss_type}")
+
+    def _cov_log(self, selected: torch.Tensor, mask: torch.Tensor, penalty: torch.Tensor | None) -> None:
+        """Logs ``cov/selected_fraction`` and KL-Cov's ``cov/kl_penalty`` (mean over selected tokens), all processes."""
+        self.cov_last_selection = selected
+        chosen = selected.float().sum()
+        penalty_sum = penalty.detach()[selected].sum().float() if penalty is not None else chosen.new_zeros(())
+        # Every process gathers, so none waits on another.
+        totals = self.accelerator.gather(torch.stack([chosen, mask.float().sum(), penalty_sum])).view(-1, 3).sum(0)
+        mode = "train" if self.model.training else "eval"
+        if totals[1] > 0:
+            self._metrics[mode]["cov/selected_fraction"].append((totals[0] / totals[1]).item())
+        if penalty is not None and totals[0] > 0:
+            self._metrics[mode]["cov/kl_penalty"].append((totals[2] / totals[0]).item())
 
 
 EGSWTrainer.__init__.__signature__ = inspect.signature(GRPOTrainer.__init__)  # type: ignore[attr-defined]

@@ -66,6 +66,21 @@ def dry_run_report(parsed: ParsedArguments) -> str:
             f"GRPO+EGSW {training_args.egsw_mode}-wise: alpha {training_args.egsw_alpha}, temperature P "
             f"{training_args.egsw_temperature}, rescale {'on' if training_args.egsw_rescale else 'off'}"
         )
+    if training_args.policy_loss_variant == "clip_cov":
+        method += (
+            f"; Clip-Cov: gradient detached on {training_args.clip_cov_ratio:g} of the tokens with covariance in "
+            f"({training_args.clip_cov_lb:g}, {training_args.clip_cov_ub:g})"
+        )
+    elif training_args.policy_loss_variant == "kl_cov":
+        method += (
+            f"; KL-Cov: {training_args.kl_cov_coef:g} x |log-ratio| on the {training_args.kl_cov_ratio:g} of the "
+            "tokens with the largest covariance"
+        )
+        generate_every = training_args.steps_per_generation * training_args.num_iterations
+        if training_args.gradient_accumulation_steps % generate_every == 0 and not (
+            training_args.use_vllm and training_args.vllm_importance_sampling_correction
+        ):  # when TRL takes the old log-probs to be the current ones
+            method += " (on-policy here, so the penalty is 0: num_iterations > 1 makes it act)"
     if not training_args.use_vllm:
         generation = "transformers generate"
     elif training_args.vllm_mode == "colocate":

@@ -5,11 +5,19 @@ comparison isolates that change:
 
 - ``grpo``: plain GRPO (``egsw_mode none``).
 - ``egsw-step``, ``egsw-trajectory``: EGSW with the recipe's alpha and P (arXiv 2503.22456).
+- ``egsw-step-p2``: step-wise EGSW at P = 2, which led ``grpo`` in the tiny-arith sweep's 10-seed
+  confirmation (docs/results.md) and is tested again in the pre-registered study.
 - ``egsw-auto``: step-wise EGSW whose P is chosen per group for a target effective sample size.
 - ``entropy-bonus``: TRL's entropy regularisation (``entropy_coef``), a bonus in the loss.
 - ``high-entropy-tokens``: TRL's ``top_entropy_quantile``: the policy loss only on the 20% of
   tokens with the highest entropy ("Beyond the 80/20 rule", arXiv 2506.01939).
 - ``entropy-advantage``: ``A + min(beta * H, |A| / kappa)`` (arXiv 2506.14758; egsw.entropy_advantage).
+- ``clip-cov``, ``kl-cov``: the policy loss of the few tokens with the largest covariance of advantage
+  and log-prob is changed, Clip-Cov detaching their gradient, KL-Cov adding ``|log pi - log pi_old|``
+  (arXiv 2505.22617; egsw.covariance_losses, verl's ``clip_cov`` / ``kl_cov``; the defaults of
+  EGSWConfig). KL-Cov acts only off-policy (``num_iterations > 1`` or ``steps_per_generation >
+  gradient_accumulation_steps``): on a recipe that updates once per generation batch it trains as
+  ``grpo`` does.
 
 The options a method sets are its own: a comparison refuses the same options among the options
 it passes to every run (they would silently turn one method into another).
@@ -44,6 +52,14 @@ METHODS: dict[str, Method] = {
         Method("egsw-step", "EGSW, a softmax per token position", {"egsw_mode": "step"}),
         Method("egsw-trajectory", "EGSW, one softmax per completion", {"egsw_mode": "trajectory"}),
         Method(
+            "egsw-step-p2",
+            "EGSW step-wise at P = 2 (the lead of the tiny-arith sweep)",
+            {
+                "egsw_mode": "step",
+                "egsw_temperature": 2.0,
+            },
+        ),  # fmt: skip
+        Method(
             "egsw-auto",
             "EGSW step-wise, P chosen per group for ESS 0.8",
             {
@@ -74,6 +90,22 @@ METHODS: dict[str, Method] = {
                 "egsw_mode": "none",
                 "entropy_advantage_beta": 0.4,
                 "entropy_advantage_kappa": 2.0,
+            },
+        ),  # fmt: skip
+        Method(
+            "clip-cov",
+            "Clip-Cov: gradient detached on 0.02% high-covariance tokens (arXiv 2505.22617)",
+            {
+                "egsw_mode": "none",
+                "policy_loss_variant": "clip_cov",
+            },
+        ),  # fmt: skip
+        Method(
+            "kl-cov",
+            "KL-Cov: |log-ratio| penalty on the 0.2% highest-covariance tokens (arXiv 2505.22617)",
+            {
+                "egsw_mode": "none",
+                "policy_loss_variant": "kl_cov",
             },
         ),  # fmt: skip
     )
