@@ -1,4 +1,4 @@
-"""The ``egsw`` command: ``egsw train | eval | score | compare | sweep``; each lives in ``egsw.commands``.
+"""The ``egsw`` command: ``egsw train | eval | score | compare | sweep | report``; each lives in ``egsw.commands``.
 
 Subcommands are imported only when called, so ``egsw --help`` and input errors answer fast.
 """
@@ -18,6 +18,7 @@ COMMANDS = {
     "score": ("egsw.commands.score", "score completions from a JSONL file with the training reward's verifier"),
     "compare": ("egsw.commands.compare", "train several methods over seeds side by side and write one report"),
     "sweep": ("egsw.commands.sweep", "sweep EGSW's alpha x temperature over seeds: heatmaps to choose defaults"),
+    "report": ("egsw.commands.report", "a study's report (tables, figures) from its results folder alone"),
 }
 
 

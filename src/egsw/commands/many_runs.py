@@ -16,7 +16,7 @@ from typing import Any
 from egsw.commands.parsing import parser as one_line_parser
 from egsw.errors import InputError
 from egsw.study.plans import PlannedRun
-from egsw.study.runner import STATE_ACTIONS, plan_states, run_plan
+from egsw.study.runner import STATE_ACTIONS, ResultsKeeping, plan_states, run_plan
 
 INTERRUPTED_STATUS = 130
 FAILED_RUNS_STATUS = 1
@@ -49,6 +49,14 @@ def plan_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="Print the plan: runs, what is reused, commands.")
     parser.add_argument(
         "--keep-checkpoints", action="store_true", help="Keep finished runs' checkpoints (by default removed)."
+    )
+    parser.add_argument(
+        "--results", type=Path, default=None,
+        help="Keep each finished run's config.yaml, eval.json and metrics.jsonl in RESULTS/<method>/seed-<n>/ "
+        "(a folder meant for git, e.g. results/<study>); a run whose results are there is not run again.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--commit-results", action="store_true", help="Commit each run's results folder with git as it finishes."
     )
     return parser
 
@@ -89,7 +97,12 @@ def execute_plan(
         raise InputError(f"--jobs must be at least 1, got {options.jobs}")
     if options.threads is not None and options.threads < 1:
         raise InputError(f"--threads must be at least 1, got {options.threads}")
-    states = plan_states(runs, options.overwrite)
+    if options.commit_results and options.results is None:
+        raise InputError("--commit-results commits the --results folder; add --results results/<study>")
+    keeping = None
+    if options.results is not None:
+        keeping = ResultsKeeping(options.output, options.results, options.commit_results)
+    states = plan_states(runs, options.overwrite, keeping)
     if options.dry_run:
         for run, state in zip(runs, states, strict=True):
             print(f"{STATE_ACTIONS[state]:<8} {run.label} seed {run.seed}: egsw train {shlex.join(run.argv)}")
@@ -98,7 +111,7 @@ def execute_plan(
     outcome = run_plan(
         runs, states, options.output, command, jobs=options.jobs, threads=threads,
         keep_checkpoints=options.keep_checkpoints, report_only=options.report_only,
-        report=lambda line: print(line, flush=True),
+        report=lambda line: print(line, flush=True), keeping=keeping,
     )  # fmt: skip
     report = write_report(outcome.outcomes)
     print(format_table(outcome.outcomes))

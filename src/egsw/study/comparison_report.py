@@ -19,6 +19,7 @@ from egsw.stats import SIGN_FLIP_EXACT_MAX_PAIRS, SIGN_FLIP_RESAMPLES
 from egsw.study.runs_data import (
     MEASURES,
     SIGNIFICANCE,
+    BaseModel,
     ComparisonSummary,
     PairedComparison,
     RunOutcome,
@@ -417,6 +418,7 @@ def write_comparison_report(
     smoothing_window: int = 5,
     n_bootstrap: int = 10_000,
     rng_seed: int = 0,
+    base_model: BaseModel | None = None,
 ) -> Path:
     """Write ``report.md``, ``figures/{reward,completion_length,accuracy}.png`` and ``summary.json``.
 
@@ -427,8 +429,9 @@ def write_comparison_report(
     figures = output_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     summary = summarize_comparison(
-        runs, baseline, smoothing_window=smoothing_window, n_bootstrap=n_bootstrap, rng_seed=rng_seed
-    )
+        runs, baseline, smoothing_window=smoothing_window, n_bootstrap=n_bootstrap, rng_seed=rng_seed,
+        base_model=base_model,
+    )  # fmt: skip
     written = [_plot_curves(summary, name, figures / f"{name}.png") for name in CURVES]
     written.append(_plot_accuracy(summary, figures / "accuracy.png"))
     report = output_dir / "report.md"

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from egsw.run.checks import check_options
 from egsw.run.options import parse
 from egsw.run.run_folder import CONFIG_FILE, EVAL_FILE, existing_run_entries, resolved_options
 from egsw.study.plans import PlannedRun
+from egsw.study.results import commit_results, has_results, record_results, results_folder
 from egsw.study.runs_data import RunOutcome
 
 PLAN_FILE = "plan.json"
@@ -111,10 +112,21 @@ def _evaluated(folder: Path, record: Mapping[str, Any]) -> bool:
     return record.get("after") is not None or config.get("eval_after") is False
 
 
-def folder_state(run: PlannedRun, expected: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """``(state, differences)``: state is new, finished, resumable, incomplete or different."""
+def folder_state(run: PlannedRun, expected: Mapping[str, Any], recorded: Path | None = None) -> tuple[str, list[str]]:
+    """``(state, differences)``: state is recorded, new, finished, resumable, incomplete or different.
+
+    ``recorded`` is where the run's results are kept (egsw.study.results): results there with the
+    same options make the run ``recorded``, whatever its run folder holds.
+    """
     import yaml
 
+    if recorded is not None and has_results(recorded):
+        try:
+            saved = yaml.safe_load((recorded / CONFIG_FILE).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            saved = None
+        differences = option_differences(saved, expected) if isinstance(saved, dict) else ["config.yaml unreadable"]
+        return ("different", differences) if differences else ("recorded", [])
     if not existing_run_entries(run.folder):
         return "new", []
     try:
@@ -180,10 +192,12 @@ def execute(
     threads: int = 1,
     keep_checkpoints: bool = False,
     report: Callable[[str], None] = print,
+    on_finished: Callable[[PlannedRun], None] | None = None,
 ) -> list[RunResult]:
     """Run each ``(run, state)`` as its own ``egsw train`` process, ``jobs`` at a time.
 
     A run that exits non-zero is a failed result with its log's last line; the others continue.
+    ``on_finished`` is called with each run that finished (egsw.study.results keeps its results).
     On Ctrl-C/SIGTERM the runs in flight are interrupted (they write a checkpoint; SIGTERM lets them
     finish their step first) and Interrupted is raised once they have exited.
     """
@@ -225,6 +239,8 @@ def execute(
                     remove_checkpoints(run.folder)
                 results.append(result)
                 report(_progress_line(result, len(results), total, time.monotonic() - started_at))
+                if result.status == "finished" and on_finished is not None:
+                    on_finished(run)
     except KeyboardInterrupt:
         # SIGTERM is passed on as SIGTERM (each run finishes its step and saves), Ctrl-C as SIGINT (at once).
         forwarded = signal.SIGTERM if received else signal.SIGINT
@@ -292,14 +308,32 @@ def write_plan(output: Path, command: Sequence[str], runs: Sequence[PlannedRun])
 # A whole plan
 
 # What a second invocation does with a run folder in each state.
-STATE_ACTIONS = {"finished": "reuse", "resumable": "resume", "incomplete": "replace", "new": "run"}
+STATE_ACTIONS = {
+    "recorded": "reuse",  # its results are kept (--results): nothing to run, even on another machine
+    "finished": "reuse",
+    "resumable": "resume",
+    "incomplete": "replace",
+    "new": "run",
+}
 
 
-def plan_states(runs: Sequence[PlannedRun], overwrite: bool) -> list[str]:
-    """Each run's folder state (``STATE_ACTIONS``), every run's options checked before any run starts.
+@dataclass(frozen=True)
+class ResultsKeeping:
+    """Where a plan keeps its runs' results (``--results``) and whether each is committed at once."""
 
-    InputError names the run whose options are bad, or the folder that holds a run with other
-    options (unless ``overwrite``, which replaces it).
+    output: Path
+    results: Path
+    commit: bool = False
+
+    def folder_of(self, run: PlannedRun) -> Path:
+        return results_folder(run.folder, self.output, self.results)
+
+
+def plan_states(runs: Sequence[PlannedRun], overwrite: bool, keeping: ResultsKeeping | None = None) -> list[str]:
+    """Each run's state (``STATE_ACTIONS``), every run's options checked before any run starts.
+
+    InputError names the run whose options are bad, or the folder (run or results) that holds a
+    run with other options (unless ``overwrite``, which replaces it).
     """
     states: list[str] = []
     for run in runs:
@@ -307,11 +341,13 @@ def plan_states(runs: Sequence[PlannedRun], overwrite: bool) -> list[str]:
             expected = expected_options(run)
         except InputError as error:
             raise InputError(f"{run.label} seed {run.seed}: {error}") from None
-        state, differences = folder_state(run, expected)
+        recorded = keeping.folder_of(run) if keeping else None
+        state, differences = folder_state(run, expected, recorded)
         if state == "different":
             if not overwrite:
+                where = recorded if recorded is not None and has_results(recorded) else run.folder
                 raise InputError(
-                    f"{run.folder} holds a run with other options ({'; '.join(differences[:2])}); pass --overwrite "
+                    f"{where} holds a run with other options ({'; '.join(differences[:2])}); pass --overwrite "
                     f"to replace it or choose another --output"
                 )
             state = "incomplete"
@@ -339,12 +375,27 @@ def run_plan(
     keep_checkpoints: bool = False,
     report_only: bool = False,
     report: Callable[[str], None] = print,
+    keeping: ResultsKeeping | None = None,
 ) -> PlanOutcome:
-    """Reuse the finished runs, run (or, with ``report_only``, skip) the others; collect every outcome."""
+    """Reuse the finished runs, run (or, with ``report_only``, skip) the others; collect every outcome.
+
+    With ``keeping``, each run that finishes has its results copied (and committed), and a recorded
+    run is read from its results folder.
+    """
     write_plan(output, command, runs)
+    if keeping is not None:
+        write_plan(keeping.results, command, runs)
     pairs = list(zip(runs, states, strict=True))
-    results = [RunResult(run, "finished", reused=True) for run, state in pairs if state == "finished"]
-    todo = [(run, state) for run, state in pairs if state != "finished"]
+    results = [
+        RunResult(replace(run, folder=keeping.folder_of(run)) if state == "recorded" and keeping else run,
+                  "finished", reused=True)
+        for run, state in pairs if state in ("finished", "recorded")
+    ]  # fmt: skip
+    if keeping is not None:  # finished runs of an earlier invocation without --results
+        for run, state in pairs:
+            if state == "finished":
+                keep_results(run, keeping, report)
+    todo = [(run, state) for run, state in pairs if state not in ("finished", "recorded")]
     interrupted = False
     if report_only:
         results += [RunResult(run, "missing", error="not run yet") for run, _ in todo]
@@ -352,16 +403,36 @@ def run_plan(
         report(f"egsw: {len(runs)} runs, {len(results)} already finished (reused), {len(todo)} to run")
         try:
             results += execute(
-                todo, output / LOGS_DIR, jobs=jobs, threads=threads, keep_checkpoints=keep_checkpoints, report=report
-            )
+                todo, output / LOGS_DIR, jobs=jobs, threads=threads, keep_checkpoints=keep_checkpoints, report=report,
+                on_finished=None if keeping is None else lambda run: keep_results(run, keeping, report),
+            )  # fmt: skip
         except Interrupted:
             interrupted = True
-            done = {id(result.run) for result in results}
-            results += [RunResult(run, "missing", error="interrupted") for run in runs if id(run) not in done]
-    order = {id(run): index for index, run in enumerate(runs)}
-    results.sort(key=lambda result: order[id(result.run)])
+            done = {(result.run.label, result.run.seed) for result in results}
+            results += [
+                RunResult(run, "missing", error="interrupted") for run in runs if (run.label, run.seed) not in done
+            ]
+    order = {(run.label, run.seed): index for index, run in enumerate(runs)}
+    results.sort(key=lambda result: order[(result.run.label, result.run.seed)])
     outcomes = [
         RunOutcome(r.run.label, r.run.seed, r.run.folder, r.status, error=r.error, params=dict(r.run.params))
         for r in results
     ]
     return PlanOutcome(outcomes, [r for r in results if r.status == "failed"], interrupted)
+
+
+def keep_results(run: PlannedRun, keeping: ResultsKeeping, report: Callable[[str], None]) -> None:
+    """Copy a finished run's results to its results folder and, with ``keeping.commit``, commit them.
+
+    A failure (a full disk, git refusing) is reported and leaves the run folder intact: the runs go on,
+    and the next invocation copies the results again.
+    """
+    destination = keeping.folder_of(run)
+    try:
+        record_results(run.folder, destination)
+        if keeping.commit:
+            commit_results(destination, f"results: {keeping.results.name} {run.label} seed {run.seed}")
+    except (OSError, InputError) as error:
+        report(f"egsw: could not keep the results of {run.label} seed {run.seed} in {destination}: {error}")
+        return
+    report(f"egsw: results of {run.label} seed {run.seed} {'committed' if keeping.commit else 'kept'} in {destination}")

@@ -371,16 +371,26 @@ def read_base_model(runs: Sequence[RunOutcome]) -> BaseModel | None:
     for outcome in runs:
         before = _read_eval(Path(outcome.folder) / "eval.json").get("before")
         if isinstance(before, Mapping) and is_number(before.get("accuracy")):
-            problems = before.get("num_problems")
-            return BaseModel(
-                accuracy=float(before["accuracy"]),
-                low=_eval_number(before, "accuracy_low"),
-                high=_eval_number(before, "accuracy_high"),
-                mean_length=_eval_number(before, "mean_length"),
-                num_problems=int(problems) if is_number(problems) else None,
-                folder=str(outcome.folder),
-            )
+            return _base_model(before, str(outcome.folder))
     return None
+
+
+def read_base_model_eval(results_json: Path) -> BaseModel | None:
+    """The base model's evaluation from an ``egsw eval`` ``results.json`` (the keys of eval.json's "before")."""
+    evaluation = _read_eval(results_json)
+    return _base_model(evaluation, str(results_json)) if is_number(evaluation.get("accuracy")) else None
+
+
+def _base_model(evaluation: Mapping[str, Any], where: str) -> BaseModel:
+    problems = evaluation.get("num_problems")
+    return BaseModel(
+        accuracy=float(evaluation["accuracy"]),
+        low=_eval_number(evaluation, "accuracy_low"),
+        high=_eval_number(evaluation, "accuracy_high"),
+        mean_length=_eval_number(evaluation, "mean_length"),
+        num_problems=int(problems) if is_number(problems) else None,
+        folder=where,
+    )
 
 
 # --- Per-run numbers -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from egsw.study.runs_data import (
     MEASURES,
     SIGNIFICANCE,
     SWEEP_MEASURES,
+    BaseModel,
     BestCell,
     ComparisonSummary,
     CurveBand,
@@ -186,8 +187,12 @@ def summarize_comparison(
     smoothing_window: int = 5,
     n_bootstrap: int = 10_000,
     rng_seed: int = 0,
+    base_model: BaseModel | None = None,
 ) -> ComparisonSummary:
     """All the numbers of a methods x seeds comparison (see the module docstring).
+
+    ``base_model`` is the base model's evaluation when the runs did not evaluate it themselves
+    (by default it is read from the first run whose eval.json has "before").
 
     Methods keep their order of first appearance in ``runs``. The reward threshold is the
     baseline's mean final training reward; without a finished baseline run there is no threshold,
@@ -223,7 +228,7 @@ def summarize_comparison(
         threshold=threshold,
         paired=paired,
         curves=curves,
-        base_model=read_base_model(runs),
+        base_model=base_model or read_base_model(runs),
         runs=rows,
         smoothing_window=smoothing_window,
         n_bootstrap=n_bootstrap,
