@@ -20,7 +20,7 @@ VERL_PY := $(VERL_VENV)/bin/python
 VERL_STAMP := $(VERL_VENV)/.installed
 VERL_LOCK := tests/verl/constraints.txt
 
-.PHONY: setup setup-verl test-verl model testbed run test test-fast lint lock bench-overhead bench-shared-prompt compare-tiny compare-smollm2 sweep-tiny sweep-confirm-p clean
+.PHONY: setup setup-verl test-verl model testbed run test test-fast lint lock bench-overhead bench-shared-prompt compare-tiny compare-smollm2 study-tiny-arith sweep-tiny sweep-confirm-p clean
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,16 @@ sweep-tiny: testbed
 # The 10-seed check of P = 2 against the default P = 1 that the README's defaults rest on.
 sweep-confirm-p: testbed
 	$(VENV)/bin/egsw sweep --model tiny-arith --alphas 0.1 --temperatures 1,2 --modes step --seeds 10 --jobs 2 --output runs/sweep-confirm-P
+
+# The pre-registered studies (docs/preregistration-<study>.txt): each finished run's results are committed to
+# results/<study>/ as it finishes, and a run whose results are there is not run again, so the same command resumes
+# a study on any machine. `egsw report results/<study>` writes its report from the committed results alone.
+STUDY_TINY_SEEDS := 100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,117,118,119
+study-tiny-arith: testbed
+	$(VENV)/bin/egsw compare --model tiny-arith --methods $(ALL_METHODS) --seeds $(STUDY_TINY_SEEDS) \
+		--jobs 2 --threads 1 --output runs/tiny-arith-2026-12 --results results/tiny-arith-2026-12 --commit-results \
+		--steps_per_generation 2
+	$(VENV)/bin/egsw report results/tiny-arith-2026-12
 
 # Resolve the newest versions pyproject.toml allows in a scratch environment and write them to $(LOCK).
 lock:
