@@ -20,7 +20,7 @@ VERL_PY := $(VERL_VENV)/bin/python
 VERL_STAMP := $(VERL_VENV)/.installed
 VERL_LOCK := tests/verl/constraints.txt
 
-.PHONY: setup setup-verl test-verl model testbed run test test-fast lint lock bench-overhead bench-shared-prompt compare-tiny compare-smollm2 study-tiny-arith sweep-tiny sweep-confirm-p clean
+.PHONY: setup setup-verl test-verl model testbed run test test-fast lint lock bench-overhead bench-shared-prompt compare-tiny compare-smollm2 study-tiny-arith study-smollm2 sweep-tiny sweep-confirm-p clean
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,14 @@ study-tiny-arith: testbed
 		--jobs 2 --threads 1 --output runs/tiny-arith-2026-12 --results results/tiny-arith-2026-12 --commit-results \
 		--steps_per_generation 2
 	$(VENV)/bin/egsw report results/tiny-arith-2026-12
+
+STUDY_SMOLLM2_SEEDS := 100,101,102,103,104,105,106,107,108,109,110,111,112,113,114
+study-smollm2: model
+	$(VENV)/bin/egsw compare --model smollm2-135m-instruct --methods grpo,egsw-step,egsw-trajectory,egsw-step-p2 \
+		--seeds $(STUDY_SMOLLM2_SEEDS) --jobs 2 --threads 1 --output runs/smollm2-2026-12 \
+		--results results/smollm2-2026-12 --commit-results --task_kinds word --task_levels 1 --bf16 false \
+		--eval_before false
+	$(VENV)/bin/egsw report results/smollm2-2026-12
 
 # Resolve the newest versions pyproject.toml allows in a scratch environment and write them to $(LOCK).
 lock:
