@@ -8,6 +8,9 @@ What it measures
     * ``plain``:  ``EGSWTrainer`` with ``share_prompt_forward=False``;
     * ``shared``: ``EGSWTrainer`` with ``share_prompt_forward=True`` (the default).
 
+    The two EGSWTrainer runs train with ``--egsw-mode`` (default ``none``: GRPO, like TRL's run, so the ratios are
+    the shared-prompt forward's alone; ``step`` adds EGSW's own cost, which ``benchmarks/overhead.py`` measures).
+
     Cases (``--cases``):
 
     * ``default``:    the default recipe (``egsw train``: bundled SmolLM2-135M-Instruct, 4 prompts x 4 completions of
@@ -122,7 +125,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     synchronize: Callable[[], None] = torch.cuda.synchronize if cuda else (lambda: None)
     model_name, options = case_options(args)
     options += ["--model_name_or_path", model_name, "--output_dir", args.run_dir, "--overwrite", "true"]
-    options += ["--share_prompt_forward", str(args.method == "shared").lower()]
+    options += ["--share_prompt_forward", str(args.method == "shared").lower(), "--egsw_mode", args.egsw_mode]
     options += [] if args.bf16 == "recipe" else ["--bf16", args.bf16]
     if cuda:
         options += ["--use_cpu", "false"]
@@ -230,7 +233,7 @@ def launch(args: argparse.Namespace, case: str, method: str, model_path: Path, r
     command = [
         sys.executable, str(Path(__file__).resolve()), "--worker", "--case", case, "--method", method,
         "--model-path", str(model_path), "--run-dir", str(run_dir), "--steps", str(args.steps),
-        "--bf16", args.bf16, "--long-prompts", str(args.long_prompts),
+        "--bf16", args.bf16, "--long-prompts", str(args.long_prompts), "--egsw-mode", args.egsw_mode,
     ]  # fmt: skip
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
     if args.threads:
@@ -344,6 +347,7 @@ def run_parent(args: argparse.Namespace) -> int:
     print_table(summary)
     record = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "egsw_mode": args.egsw_mode,
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "load_average_at_end": os.getloadavg(),
         "summary": summary,
@@ -362,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of (trl, plain, shared) per case")
     parser.add_argument("--bf16", choices=("auto", "recipe", "true", "false"), default="auto")
     parser.add_argument("--long-prompts", type=int, default=4, help="prompts per step in the long case (x4 each)")
+    parser.add_argument(
+        "--egsw-mode", choices=("none", "step", "trajectory"), default="none",
+        help="egsw_mode of the two EGSWTrainer runs (TRL's GRPOTrainer is GRPO whatever it is): none compares GRPO "
+        "with GRPO, so the ratio is the shared-prompt forward's alone; step adds EGSW's own cost (see overhead.py)",
+    )  # fmt: skip
     parser.add_argument(
         "--threads",
         type=int,
