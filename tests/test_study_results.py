@@ -111,3 +111,18 @@ def test_compare_keeps_commits_and_resumes_from_results_alone(tmp_path: Path) ->
         changed.returncode == 2
         and "results/study/grpo/seed-0 holds a run with other options (learning_rate" in changed.stderr
     )
+
+
+def test_the_base_model_is_read_from_an_egsw_eval_output_beside_the_runs(tmp_path: Path) -> None:
+    from egsw.commands.report import study_base_model
+
+    assert study_base_model(tmp_path) is None
+    evaluation = tmp_path / "base-model" / "procedural"
+    evaluation.mkdir(parents=True)
+    (evaluation / "results.json").write_text(
+        json.dumps(
+            {"accuracy": 0.2, "accuracy_low": 0.15, "accuracy_high": 0.261, "mean_length": 38.8, "num_problems": 200}
+        )  # fmt: skip
+    )
+    base = study_base_model(tmp_path)
+    assert base is not None and (base.accuracy, base.low, base.num_problems) == (0.2, 0.15, 200)
