@@ -6,7 +6,7 @@ import time
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from egsw.cli import main
@@ -78,6 +78,9 @@ def test_train_dry_run_command_line(options: list[tuple[str, object]], capsys: p
         st.text(max_size=40),  # often not YAML at all
     )
 )
+@example(config={"reward_funcs": 1})  # found by this test: a traceback until list options were checked
+@example(config={"task_kinds": [1, 2]})
+@example(config={"task_levels": 2, "reward_funcs": "accuracy", "reward_weights": [1.0]})
 def test_train_dry_run_config_file(
     config: object, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,14 @@ from egsw.tasks.procedural import (
 TASKS = ("procedural", "math-lighteval")
 
 
+# The list options of TrainScriptArguments: (name, type of an item, an example).
+LIST_OPTIONS = (
+    ("task_kinds", str, "[chain, word]"),
+    ("task_levels", int, "[1, 2]"),
+    ("reward_funcs", str, "[accuracy, format]"),
+)
+
+
 @dataclass
 class TrainScriptArguments:
     """Options of ``egsw train`` that are not training hyper-parameters (those are ``EGSWConfig``'s)."""
@@ -101,6 +109,15 @@ class TrainScriptArguments:
 
     def __post_init__(self) -> None:
         self.resume = resume_mode(self.resume)
+        # A config file's values reach here as YAML wrote them, not through the command line's types.
+        for name, item_type, example in LIST_OPTIONS:
+            value = getattr(self, name)
+            if isinstance(value, item_type) and not isinstance(value, bool):
+                setattr(self, name, [value])  # one value written without brackets
+            elif not isinstance(value, list) or not all(
+                isinstance(item, item_type) and not isinstance(item, bool) for item in value
+            ):
+                raise ValueError(f"{name} must be a list such as {example}, got {value!r}")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         for name in ("heldout_size", "eval_max_new_tokens", "eval_batch_size"):
