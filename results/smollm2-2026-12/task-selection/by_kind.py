@@ -30,4 +30,7 @@ for name in ("chain-word-L1", "chain-word-L1-2"):
         pass1 = sum(sum(c) / len(c) for c in problems) / len(problems)  # unbiased pass@1 with 8 samples
         pass8 = sum(any(c) for c in problems) / len(problems)  # pass@8 with exactly 8 samples
         ratio = f"{pass8 / pass1:.2f}" if pass1 else "-"
-        print(f"{name:16} {group:9} {len(problems):4} problems  pass@1 {100 * pass1:5.1f}%  pass@8 {100 * pass8:5.1f}%  pass@8/pass@1 {ratio}")
+        print(
+            f"{name:16} {group:9} {len(problems):4} problems  pass@1 {100 * pass1:5.1f}%  "
+            f"pass@8 {100 * pass8:5.1f}%  pass@8/pass@1 {ratio}"
+        )
