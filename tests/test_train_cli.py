@@ -177,3 +177,23 @@ def test_recipe_file_loads_through_the_command_line_parser() -> None:
     assert training_args.max_steps == 3 and training_args.egsw_temperature == "auto"
     assert training_args.learning_rate == DEFAULT_RECIPE["learning_rate"]
     assert script_args.task == "procedural"
+
+
+def test_emulated_bf16_on_a_cpu_is_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from egsw.run import checks
+    from egsw.run.options import parse
+
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert not checks.cpu_has_native_bf16(flags)
+    flags.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert checks.cpu_has_native_bf16(flags)
+    assert checks.cpu_has_native_bf16(tmp_path / "absent")  # cannot tell: no note
+
+    argv = ["--model_name_or_path", "tiny-random", "--output_dir", str(tmp_path / "run")]
+    monkeypatch.setattr(checks, "cpu_has_native_bf16", lambda: False)
+    note = checks.emulated_bf16_note(parse([*argv, "--bf16", "true"]).training)
+    assert note is not None and "emulated" in note and "--bf16 false" in note
+    assert checks.emulated_bf16_note(parse([*argv, "--bf16", "false"]).training) is None
+    monkeypatch.setattr(checks, "cpu_has_native_bf16", lambda: True)
+    assert checks.emulated_bf16_note(parse([*argv, "--bf16", "true"]).training) is None

@@ -190,6 +190,26 @@ def settle_auto_resume(script_args: TrainScriptArguments, output_dir: Path) -> s
     return decision
 
 
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512-BF16 or AMX); True where it cannot be told (not Linux)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return True
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def emulated_bf16_note(training_args: EGSWConfig) -> str | None:
+    """A note when a run would train under bf16 autocast on a CPU that emulates bf16 (printed once all checks pass)."""
+    if training_args.bf16 and training_args.device.type == "cpu" and not cpu_has_native_bf16():
+        return (
+            "bf16 autocast on this CPU is emulated (no AVX-512-BF16 or AMX): several times slower than "
+            "--bf16 false, which trains in fp32"
+        )
+    return None
+
+
 def validate_before_loading(
     model_args: ModelArguments, script_args: TrainScriptArguments, training_args: EGSWConfig
 ) -> tuple[tuple[list[Example], list[Example]], ResumePoint | None]:
@@ -228,4 +248,7 @@ def validate_before_loading(
         PartialState().wait_for_everyone()
     if script_args.resume and resume_point is None:
         resume_point = check_output_dir(output_dir, script_args.overwrite, resume=True)
+    note = emulated_bf16_note(training_args)
+    if note and first:
+        print(f"egsw train: note: {note}", file=sys.stderr, flush=True)
     return examples, resume_point
