@@ -29,6 +29,8 @@ def test_t_test_power_matches_published_values() -> None:
     assert t_test_power(10, 1.0, 1.0, 0.05) == pytest.approx(0.803, abs=0.001)
     # d = 0.5 needs 34 pairs for 80% (Cohen's table), 33 give less.
     assert seeds_for_power(0.5, 1.0, 0.05) == 34
+    needed = seeds_for_power(3.0, 11.93, 0.05 / 3)  # the SmolLM2 study's figure: the fewest, not a bracket
+    assert t_test_power(needed, 3.0, 11.93, 0.05 / 3) >= 0.8 > t_test_power(needed - 1, 3.0, 11.93, 0.05 / 3)
     assert t_test_power(1, 5.0, 1.0, 0.05) == 0.0
     assert t_test_power(20, 30.0, 1.0, 0.001) == pytest.approx(1.0)  # far tail: no NaN
 

@@ -50,11 +50,11 @@ def t_test_power(n: int, effect: float, sd: float, alpha: float) -> float:
     return float(np.nan_to_num(upper) + np.nan_to_num(lower))
 
 
-def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, most: int = 100_000) -> int:
+def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, most: int = 10_000) -> int:
     """The fewest pairs at which the paired t-test reaches ``power`` (``most + 1`` when even ``most`` do not)."""
     n = 2
     while n <= most and t_test_power(n, effect, sd, alpha) < power:
-        n += 1 if n < 64 else max(1, n // 32)
+        n += 1
     return n
 
 
