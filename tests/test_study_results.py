@@ -126,3 +126,46 @@ def test_the_base_model_is_read_from_an_egsw_eval_output_beside_the_runs(tmp_pat
     )
     base = study_base_model(tmp_path)
     assert base is not None and (base.accuracy, base.low, base.num_problems) == (0.2, 0.15, 200)
+
+
+def _planned_study(results: Path, runs: list[tuple[str, int]]) -> Path:
+    results.mkdir(parents=True, exist_ok=True)
+    plan = {"command": "egsw compare ...", "runs": [{"label": m, "seed": s, "argv": []} for m, s in runs]}
+    (results / "plan.json").write_text(json.dumps(plan))
+    return results
+
+
+def test_report_waits_for_every_planned_run_and_progress_counts_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pre-registered analysis is made once: with planned runs missing, the report is refused unless --interim."""
+    from egsw.commands.report import main as report
+    from egsw.errors import InputError
+
+    planned = [("grpo", 1), ("egsw-step", 1), ("grpo", 2), ("egsw-step", 2)]
+    results = _planned_study(tmp_path / "study", planned)
+    for method, seed in planned[:3]:
+        _fake_run(results / method / f"seed-{seed}")
+    _fake_run(results / "grpo" / "seed-9", interrupted=True)  # a folder of an interrupted run counts as incomplete
+
+    with pytest.raises(InputError, match=r"1 of 4 planned runs have no results yet \(next: egsw-step seed 2\)"):
+        report([str(results)])
+    assert not (results / "report.md").exists()
+
+    assert report([str(results), "--progress"]) == 0
+    progress = capsys.readouterr().out
+    assert f"{results}: 3 of 4 planned runs have results" in progress
+    assert [line.split() for line in progress.splitlines()[3:5]] == [
+        ["grpo", "2/2", "0", "1"],
+        ["egsw-step", "1/2", "0", "0"],
+    ]
+    assert "next: egsw-step seed 2" in progress
+    assert not (results / "report.md").exists()  # counting writes nothing
+
+    assert report([str(results), "--interim"]) == 0
+    assert "Interim report: 3 of 4 planned runs have results" in capsys.readouterr().out
+    assert "**Interim report**: 3 of 4 planned runs have results" in (results / "report.md").read_text()
+
+    _fake_run(results / "egsw-step" / "seed-2")
+    assert report([str(results)]) == 0
+    assert "Interim" not in (results / "report.md").read_text()

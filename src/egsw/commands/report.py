@@ -8,6 +8,11 @@ with each run's ``config.yaml``, ``eval.json`` and ``metrics.jsonl``, ``plan.jso
 ``base-model/`` (an ``egsw eval`` output of the base model, for runs made with
 ``--eval_before false``). It writes ``report.md``, ``figures/`` and ``summary.json`` (the same report
 as ``egsw compare``'s) into the folder, or into ``--output``. No model loads and nothing runs.
+
+A study with a ``plan.json`` is reported only once every planned run has results: a pre-registered
+analysis is made once, on all the runs, so a report of part of them is refused (one line saying how
+many are missing). ``--progress`` counts the recorded runs per method without any statistics;
+``--interim`` writes the report anyway, marked as interim at its top.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from pathlib import Path
 from egsw.commands.parsing import parser as one_line_parser
 from egsw.errors import InputError
 from egsw.study.comparison_report import format_summary_table, write_comparison_report
-from egsw.study.results import BASE_MODEL_DIR, study_outcomes
-from egsw.study.runs_data import BaseModel, read_base_model_eval
+from egsw.study.results import BASE_MODEL_DIR, planned_runs, study_outcomes, unrecorded_runs
+from egsw.study.runs_data import BaseModel, RunOutcome, read_base_model_eval
 from egsw.study.summary import summarize_comparison
+from egsw.study.tables import text_table
 
 
 def main(argv: Sequence[str]) -> int:
@@ -30,8 +36,34 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--baseline", default="grpo", help="The method the others are paired with (default: grpo).")
     parser.add_argument("--output", type=Path, default=None, help="Where to write the report (default: the folder).")
     parser.add_argument("--title", default=None, help="The report's title (default: the folder's name).")
+    parser.add_argument(
+        "--progress", action="store_true", help="Only count the planned runs that have results, per method."
+    )
+    parser.add_argument(
+        "--interim",
+        action="store_true",
+        help="Report although planned runs are missing, marked as interim (default: refused until all are in).",
+    )
     options = parser.parse_args(list(argv))
     outcomes = study_outcomes(options.results)
+    if options.progress:
+        print(progress_table(options.results, outcomes))
+        return 0
+    missing = unrecorded_runs(options.results, outcomes)
+    notes = []
+    if missing:
+        planned = len(planned_runs(options.results))
+        if not options.interim:
+            raise InputError(
+                f"{options.results}: {len(missing)} of {planned} planned runs have no results yet (next: "
+                f"{missing[0][0]} seed {missing[0][1]}); the study's analysis waits for all of them: finish it "
+                "with the command in plan.json, count them with --progress, or pass --interim"
+            )
+        notes.append(
+            f"**Interim report**: {planned - len(missing)} of {planned} planned runs have results. "
+            "The study's analysis is the one made when all of them are in; these figures are not it."
+        )
+        print(notes[0].replace("**", ""))
     methods = {outcome.method for outcome in outcomes}
     if options.baseline not in methods:
         raise InputError(
@@ -42,7 +74,7 @@ def main(argv: Sequence[str]) -> int:
     command = " ".join(["egsw", "report", *argv])
     report = write_comparison_report(
         outcomes, options.output or options.results, baseline=options.baseline, title=title, command=command,
-        base_model=base_model,
+        notes=notes, base_model=base_model,
     )  # fmt: skip
     print(format_summary_table(summarize_comparison(outcomes, options.baseline, base_model=base_model)))
     print(f"egsw report: {report}")
@@ -56,3 +88,23 @@ def study_base_model(results: Path) -> BaseModel | None:
         if found is not None:
             return found
     return None
+
+
+def progress_table(results: Path, outcomes: Sequence[RunOutcome]) -> str:
+    """Per method, how many of the planned runs have results (no statistics: nothing about outcomes)."""
+    planned = planned_runs(results)
+    recorded = {(o.method, o.seed) for o in outcomes if o.status == "finished"}
+    methods = list(dict.fromkeys([method for method, _ in planned] + [o.method for o in outcomes]))
+    rows = []
+    for method in methods:
+        seeds = [seed for m, seed in planned if m == method]
+        done = sum((method, seed) in recorded for seed in seeds)
+        extra = sum(1 for m, seed in recorded if m == method and seed not in seeds)
+        failed = sum(1 for o in outcomes if o.method == method and o.status != "finished")
+        rows.append([method, f"{done}/{len(seeds)}", extra, failed])
+    missing = unrecorded_runs(results, list(outcomes))
+    total = f"{len(planned) - len(missing)} of {len(planned)} planned runs have results" if planned else "no plan.json"
+    lines = [f"{results}: {total}", text_table(["method", "recorded", "not planned", "incomplete"], rows)]
+    if missing:
+        lines.append(f"next: {', '.join(f'{m} seed {s}' for m, s in missing[:4])}" + (" ..." * (len(missing) > 4)))
+    return "\n".join(lines)

@@ -123,12 +123,29 @@ def study_outcomes(results: Path) -> list[RunOutcome]:
 
 def planned_methods(results: Path) -> list[str]:
     """The method labels of ``plan.json`` in plan order (empty without a readable plan)."""
+    labels = [run.get("label") for run in _plan_runs(results)]
+    return list(dict.fromkeys(label for label in labels if isinstance(label, str)))
+
+
+def planned_runs(results: Path) -> list[tuple[str, int]]:
+    """``(method, seed)`` of every run ``plan.json`` lists, in plan order (empty without a readable plan)."""
+    runs = _plan_runs(results)
+    return [(r["label"], r["seed"]) for r in runs if isinstance(r.get("label"), str) and isinstance(r.get("seed"), int)]
+
+
+def _plan_runs(results: Path) -> list[dict]:
     try:
         plan = json.loads((Path(results) / "plan.json").read_text())
     except (OSError, json.JSONDecodeError):
         return []
-    labels = [run.get("label") for run in plan.get("runs", []) if isinstance(run, dict)]
-    return list(dict.fromkeys(label for label in labels if isinstance(label, str)))
+    runs = plan.get("runs", []) if isinstance(plan, dict) else []
+    return [run for run in runs if isinstance(run, dict)] if isinstance(runs, list) else []
+
+
+def unrecorded_runs(results: Path, outcomes: list[RunOutcome]) -> list[tuple[str, int]]:
+    """The planned ``(method, seed)`` runs that have no finished results in ``outcomes`` yet, in plan order."""
+    recorded = {(outcome.method, outcome.seed) for outcome in outcomes if outcome.status == "finished"}
+    return [run for run in planned_runs(results) if run not in recorded]
 
 
 def _seed_folders(method_folder: Path) -> list[tuple[int, Path]]:
