@@ -10,6 +10,12 @@ effect is the only one present is detected with at least this power.
 
     python -m egsw.study.power --differences=1,10,-17 --differences=-5.5,3,-16.5 --effect 3 --methods 3 \\
         --minutes-per-run 17 --jobs 2 --hours 8
+    python -m egsw.study.power --results results/tiny-arith-2026-12 --effect 3
+
+``--results`` reads the paired differences from a study's results folder (egsw.study.results): each
+method's held-out accuracy after training minus the baseline's on the same seed, in percentage
+points. It then also evaluates the study's own number of seeds, so its output is the minimum
+detectable effect the study had as run, and the variance to plan the next one with.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from egsw.errors import InputError
 from egsw.stats import paired_permutation_test
+from egsw.study.results import study_outcomes
+from egsw.study.runs_data import load_run
 
 
 def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
@@ -34,6 +44,27 @@ def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
     if dof == 0:
         raise ValueError("the standard deviation needs a group of at least two differences")
     return math.sqrt(squares / dof), dof
+
+
+def study_differences(results: Path, baseline: str = "grpo") -> dict[str, list[float]]:
+    """Per method other than ``baseline``: held-out accuracy minus the baseline's, in points, on each shared seed.
+
+    Only runs with results and a held-out accuracy count; seeds are ascending. Methods keep the
+    study's order (``plan.json``'s).
+    """
+    accuracy: dict[str, dict[int, float]] = {}
+    for outcome in study_outcomes(results):
+        data = load_run(outcome) if outcome.status == "finished" else None
+        if data is not None and math.isfinite(data.accuracy):
+            accuracy.setdefault(outcome.method, {}).setdefault(outcome.seed, 100 * data.accuracy)
+    if baseline not in accuracy:
+        found = ", ".join(accuracy) or "none"
+        raise InputError(f"{results}: the baseline {baseline} has no finished runs (methods with runs: {found})")
+    reference = accuracy.pop(baseline)
+    return {
+        method: [values[seed] - reference[seed] for seed in sorted(set(values) & set(reference))]
+        for method, values in accuracy.items()
+    }
 
 
 def t_test_power(n: int, effect: float, sd: float, alpha: float) -> float:
@@ -85,8 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Per-seed differences (method - baseline) of one earlier method, comma-separated; repeat per method.",
     )  # fmt: skip
     parser.add_argument("--sd", type=float, default=None, help="The SD of the paired differences, if known instead.")
+    parser.add_argument(
+        "--results", type=Path, default=None,
+        help="A study's results folder (results/<study>): its per-seed accuracy differences, in points.",
+    )  # fmt: skip
+    parser.add_argument("--baseline", default="grpo", help="With --results: the method paired with (default: grpo).")
     parser.add_argument("--effect", type=float, required=True, help="The difference to detect (same unit).")
-    parser.add_argument("--methods", type=int, default=1, help="Methods tested against the baseline (Holm family).")
+    parser.add_argument(
+        "--methods", type=int, default=None,
+        help="Methods tested against the baseline (Holm family; default: --results' count, else 1).",
+    )  # fmt: skip
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--power", type=float, default=0.8)
     parser.add_argument("--minutes-per-run", type=float, default=None, help="Wall time of one run alone.")
@@ -94,7 +133,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=None, help="The machine time the study may take.")
     parser.add_argument("--seeds", type=int, default=None, help="Evaluate this number of seeds too.")
     options = parser.parse_args(argv)
-    if options.sd is not None:
+    if sum(bool(given) for given in (options.sd is not None, options.differences, options.results)) > 1:
+        parser.error("give one of --differences, --sd and --results")
+    study_seeds = None
+    if options.results is not None:
+        try:
+            differences = study_differences(options.results, options.baseline)
+            sd, dof = pooled_sd(list(differences.values()))
+        except (InputError, ValueError) as error:
+            raise SystemExit(f"python -m egsw.study.power: {error}") from None
+        for method, values in differences.items():
+            spread = f"SD {np.std(values, ddof=1):.2f}" if len(values) >= 2 else "too few seeds for an SD"
+            print(f"{method} - {options.baseline}: {len(values)} seeds, mean {np.mean(values):+.2f} points, {spread}")
+        print(f"pooled SD of the paired differences: {sd:.2f} points ({dof} degrees of freedom)")
+        study_seeds = min(len(values) for values in differences.values())
+        if options.methods is None:
+            options.methods = len(differences)
+    elif options.sd is not None:
         sd = options.sd
         print(f"SD of the paired differences (given): {sd:.2f}")
     elif options.differences:
@@ -103,13 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"paired differences: {groups}")
         print(f"pooled SD of the paired differences: {sd:.2f} ({dof} degrees of freedom)")
     else:
-        parser.error("give --differences (repeat per method) or --sd")
+        parser.error("give --differences (repeat per method), --sd or --results")
+    options.methods = options.methods or 1
     alpha = options.alpha / options.methods
     print(f"test level per method: {options.alpha} / {options.methods} = {alpha:.4f} (two-sided)")
     needed = seeds_for_power(options.effect, sd, alpha, options.power)
     print(f"seeds for {options.power:.0%} power at {options.effect:g}: {needed}")
     runs_per_seed = options.methods + 1
-    candidates = {needed, *([options.seeds] if options.seeds else [])}
+    candidates = {needed, *(n for n in (options.seeds, study_seeds) if n)}
     if options.minutes_per_run and options.hours:
         fitting = int(options.hours * 60 * options.jobs / (options.minutes_per_run * runs_per_seed))
         print(
@@ -125,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if n <= 40:
             simulated = simulated_sign_flip_power(n, mde, sd, alpha)
             line += f"; sign-flip test's simulated power at that effect = {simulated:.2f} (400 samples)"
+        if n == study_seeds:
+            line += " (the study's seeds)"
         print(line)
     return 0
 
