@@ -22,7 +22,7 @@ from pathlib import Path
 
 from egsw.commands.parsing import parser as one_line_parser
 from egsw.errors import InputError
-from egsw.study.comparison_report import format_summary_table, write_comparison_report
+from egsw.study.comparison_report import format_summary_table, write_summary_report
 from egsw.study.results import BASE_MODEL_DIR, planned_runs, study_outcomes, unrecorded_runs
 from egsw.study.runs_data import BaseModel, RunOutcome, read_base_model_eval
 from egsw.study.summary import summarize_comparison
@@ -72,11 +72,9 @@ def main(argv: Sequence[str]) -> int:
     base_model = study_base_model(options.results)
     title = options.title or f"egsw report: {options.results.name}"
     command = " ".join(["egsw", "report", *argv])
-    report = write_comparison_report(
-        outcomes, options.output or options.results, baseline=options.baseline, title=title, command=command,
-        notes=notes, base_model=base_model,
-    )  # fmt: skip
-    print(format_summary_table(summarize_comparison(outcomes, options.baseline, base_model=base_model)))
+    summary = summarize_comparison(outcomes, options.baseline, base_model=base_model)
+    report = write_summary_report(summary, options.output or options.results, title=title, command=command, notes=notes)
+    print(format_summary_table(summary))
     print(f"egsw report: {report}")
     return 0
 

@@ -420,18 +420,28 @@ def write_comparison_report(
     rng_seed: int = 0,
     base_model: BaseModel | None = None,
 ) -> Path:
-    """Write ``report.md``, ``figures/{reward,completion_length,accuracy}.png`` and ``summary.json``.
+    """Summarise ``runs`` against ``baseline`` and write the report (:func:`write_summary_report`).
 
     Failed, missing or unreadable runs are listed in the report and never stop it. Returns the
     path of ``report.md``.
     """
-    output_dir = Path(output_dir)
-    figures = output_dir / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
     summary = summarize_comparison(
         runs, baseline, smoothing_window=smoothing_window, n_bootstrap=n_bootstrap, rng_seed=rng_seed,
         base_model=base_model,
     )  # fmt: skip
+    return write_summary_report(summary, output_dir, title=title, command=command, notes=notes)
+
+
+def write_summary_report(
+    summary: ComparisonSummary, output_dir: Path, *, title: str, command: str, notes: Sequence[str] = ()
+) -> Path:
+    """Write ``report.md``, ``figures/{reward,completion_length,accuracy}.png`` and ``summary.json``.
+
+    Returns the path of ``report.md``.
+    """
+    output_dir = Path(output_dir)
+    figures = output_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
     written = [_plot_curves(summary, name, figures / f"{name}.png") for name in CURVES]
     written.append(_plot_accuracy(summary, figures / "accuracy.png"))
     report = output_dir / "report.md"
