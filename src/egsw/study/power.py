@@ -54,9 +54,9 @@ def study_differences(results: Path, baseline: str = "grpo") -> dict[str, list[f
     """
     accuracy: dict[str, dict[int, float]] = {}
     for outcome in study_outcomes(results):
-        data = load_run(outcome) if outcome.status == "finished" else None
+        data = load_run(outcome)  # None unless the run finished
         if data is not None and math.isfinite(data.accuracy):
-            accuracy.setdefault(outcome.method, {}).setdefault(outcome.seed, 100 * data.accuracy)
+            accuracy.setdefault(outcome.method, {})[outcome.seed] = 100 * data.accuracy
     if baseline not in accuracy:
         found = ", ".join(accuracy) or "none"
         raise InputError(f"{results}: the baseline {baseline} has no finished runs (methods with runs: {found})")
